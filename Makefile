@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup lab test unit notebooks lint clean
+.PHONY: setup lab test unit notebooks lint clean slides check-env results
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,11 +16,13 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
+# --allow-root only when run as root (containers); LAB_ARGS passes more options, e.g. --no-browser --port 8888
 lab: setup
-	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/chapters $(LAB_ARGS)
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/chapters \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
 lint: setup
-	$(BIN)/ruff check utils tests chapters solutions
+	$(BIN)/ruff check utils tests tools chapters solutions
 
 test: lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -33,3 +35,13 @@ notebooks: setup
 
 clean:
 	rm -rf $(VENV) results slides .pytest_cache .ruff_cache
+
+# Course tooling (see README): slides for instructors, environment check, full-mode results table.
+slides: setup
+	$(BIN)/python tools/slides.py $(CHAPTERS)
+
+check-env: setup
+	$(BIN)/python -m utils.check_env
+
+results: setup
+	$(BIN)/python tools/results.py --run $(NOTEBOOKS)

@@ -198,6 +198,8 @@ def is_cached(name: str) -> bool:
     """Whether ``name`` is already in the cache (upstream or mirror copy)."""
     entry = REGISTRY[name]
     folder = cache_dir(entry.kind)
+    if name == "cifar10_jpg" and (folder / "cifar10" / "cifar-10-batches-py").is_dir():
+        return True  # torchvision's own copy of the original archive
     return (folder / entry.filename).is_file() or (folder / f"mirror-{entry.filename}").is_file()
 
 

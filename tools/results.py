@@ -1,0 +1,101 @@
+"""Run notebooks in full mode and write RESULTS.md: ``python tools/results.py [--run NOTEBOOK ...]``.
+
+Notebooks record their key figures with ``utils.record_result`` into ``results/<mode>/``.
+``--run`` executes the given notebooks in full mode (the book's configuration) first, writing
+the executed copies to ``results/executed/`` so the committed notebooks keep their outputs.
+Then the table is rebuilt from every full-mode record. Rows for notebooks never run in full
+mode say so; nothing is estimated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RECORD = re.compile(r"record_result\(\s*[\"']([^\"']+)[\"']")
+BOOK = re.compile(r"book\s*=\s*[\"']([^\"']*)[\"']")
+
+
+def recorded_notebooks() -> dict[str, tuple[Path, str]]:
+    """Result id -> (notebook, book figure) for every notebook that calls ``record_result``."""
+    import nbformat
+
+    found: dict[str, tuple[Path, str]] = {}
+    for path in sorted((ROOT / "solutions").rglob("*.ipynb")) + sorted((ROOT / "chapters").rglob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code":
+                continue
+            for match in RECORD.finditer(cell.source):
+                book = BOOK.search(cell.source[match.end():].split("record_result(")[0])
+                found.setdefault(match.group(1), (path, book.group(1) if book else ""))
+    return found
+
+
+def load(mode: str) -> dict[str, dict]:
+    folder = Path(os.environ.get("ADL_RESULTS_DIR", ROOT / "results")) / mode
+    return {r["notebook"]: r for r in (json.loads(p.read_text()) for p in sorted(folder.glob("*.json")))}
+
+
+def fmt(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def table() -> str:
+    full, quick = load("full"), load("quick")
+    lines = ["# Results", "",
+             "Figures recorded by the notebooks themselves (`utils.record_result`) in **full mode** (the book's",
+             "configuration), next to the book's figure and the trivial baseline. Regenerate with `make results`.",
+             "Rows not yet run in full mode say so; the quick-mode (CI) figure is shown only as a smoke test.", "",
+             "| notebook | book | this course (full mode) | trivial baseline | wall time | device "
+             "| offline stand-in data |",
+             "|---|---|---|---|---|---|---|"]
+    for result_id, (path, book) in recorded_notebooks().items():
+        link = f"[{result_id}]({path.relative_to(ROOT).as_posix()})"
+        record = full.get(result_id)
+        if record is None:
+            q = quick.get(result_id)
+            smoke = f" (quick-mode smoke test: {q['metric']} {fmt(q['value'])})" if q else ""
+            lines.append(f"| {link} | {book} | not yet run in full mode{smoke} | | | | |")
+            continue
+        extra = ", ".join(f"{k} {fmt(v) if isinstance(v, float) else v}" for k, v in record["extra"].items())
+        figure = f"{record['metric']} **{fmt(record['value'])}**" + (f" ({extra})" if extra else "")
+        minutes = record["wall_time_s"] / 60
+        wall = f"{minutes:.1f} min" if minutes >= 1 else f"{record['wall_time_s']:.0f} s"
+        lines.append(f"| {link} | {book} | {figure} | {fmt(record['baseline'])} | {wall} | "
+                     f"{record['device_name']} ({record['device']}) | {'yes' if record['offline'] else 'no'} |")
+    lines += ["", "`offline stand-in data = yes` means the run used `ADL_OFFLINE=1`: YearPredictionMSD was the "
+              "synthetic",
+              "stand-in and VGG-19 had random weights, so those figures are not comparable with the book's."]
+    return "\n".join(lines) + "\n"
+
+
+def run(notebooks: list[str]) -> None:
+    out = ROOT / "results" / "executed"
+    out.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "ADL_QUICK"}
+    for nb in notebooks:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
+                        "--ExecutePreprocessor.timeout=-1", f"--output-dir={out}", nb], check=True, env=env)
+        print(f"{nb}: {time.perf_counter() - start:.0f} s in full mode")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", nargs="*", default=[], metavar="NOTEBOOK", help="notebooks to execute in full mode")
+    parser.add_argument("--output", type=Path, default=ROOT / "RESULTS.md")
+    args = parser.parse_args()
+    run(args.run)
+    args.output.write_text(table())
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
