@@ -44,3 +44,12 @@ def test_tensor_loader_batches_and_dtypes():
     assert batches[0][0].dtype == torch.float32 and batches[0][1].dtype == torch.long
     again = [b[1].tolist() for b in tensor_loader(np.zeros((10, 3)), np.arange(10), 4, True, y_dtype=torch.long)]
     assert again == [b[1].tolist() for b in batches]
+
+
+def test_as_tensor_copies_read_only_pandas_data_without_warning(recwarn):
+    from utils.tabular import as_tensor
+
+    frame = pd.DataFrame({"a": [1.0, 2.0]})
+    tensor = as_tensor(frame)
+    tensor[0, 0] = 5.0
+    assert frame.loc[0, "a"] == 1.0 and not [w for w in recwarn if "writable" in str(w.message)]

@@ -35,9 +35,12 @@ def split_train_val_test(X, y, val: float = 0.2, test: float = 0.2, seed: int = 
 
 
 def as_tensor(data, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """A pandas object, NumPy array or list as a tensor of ``dtype``."""
+    """A pandas object, NumPy array or list as a new tensor of ``dtype``.
+
+    The values are copied: pandas 3 hands out read-only arrays, which a tensor must not share.
+    """
     values = data.to_numpy() if isinstance(data, (pd.DataFrame, pd.Series)) else np.asarray(data)
-    return torch.as_tensor(values, dtype=dtype)
+    return torch.tensor(values, dtype=dtype)
 
 
 def tensor_loader(X, y, batch_size: int, shuffle: bool = False, seed: int = 0,
