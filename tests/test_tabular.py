@@ -53,3 +53,11 @@ def test_as_tensor_copies_read_only_pandas_data_without_warning(recwarn):
     tensor = as_tensor(frame)
     tensor[0, 0] = 5.0
     assert frame.loc[0, "a"] == 1.0 and not [w for w in recwarn if "writable" in str(w.message)]
+
+
+def test_tensor_loader_covers_every_row_once_per_epoch():
+    loader = tensor_loader(np.arange(23).reshape(23, 1), np.arange(23), batch_size=5, shuffle=True)
+    assert len(loader) == 5
+    seen = torch.cat([x[:, 0] for x, _ in loader])
+    assert sorted(seen.tolist()) == list(range(23))
+    assert all((x[:, 0] == y).all() for x, y in loader), "features and targets stay paired"

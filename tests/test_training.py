@@ -108,3 +108,11 @@ def test_tensor_to_image_denormalises_and_clamps():
 def test_show_images_grid():
     fig = show_images(torch.rand(10, 3, 8, 8), titles=[str(i) for i in range(10)], ncols=4)
     assert len(fig.axes) == 12
+
+
+def test_fit_appends_to_an_empty_history_passed_in():
+    history = History()
+    single = [(torch.randn(4, 3), torch.randn(4, 1))]
+    returned = fit(nn.Linear(3, 1), single, nn.MSELoss(), torch.optim.SGD(nn.Linear(3, 1).parameters(), lr=0.1),
+                   epochs=2, device=torch.device("cpu"), history=history, progress=False)
+    assert returned is history and len(history) == 2

@@ -110,7 +110,7 @@ def fit(model: nn.Module, train_batches: Batches, loss_fn: Callable[..., torch.T
     """
     device = device or get_device()
     model.to(device)
-    history = history or History()
+    history = history if history is not None else History()
     history.metric_name = getattr(metric, "__name__", None) if metric is not None else None
     bar = tqdm(range(epochs), desc="epochs", disable=not progress)
     for _ in bar:
