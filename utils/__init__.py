@@ -8,6 +8,12 @@ The package is small on purpose: open any function a notebook calls and read it.
 * :mod:`utils.training` ``fit`` / ``evaluate`` / ``predict`` loops and metrics
 * :mod:`utils.plots`    learning curves and image grids
 * :mod:`utils.results`  ``record_result`` for the results table and CI's learning check
+* :mod:`utils.tabular`  outliers, 60/20/20 splits and tensor batches for tables (Chapters 2, 3, 6)
+* :mod:`utils.check_env` ``python -m utils.check_env``: versions, device and cached datasets
+
+Chapter helpers, imported by module (``from utils.cifar import CifarBatches``):
+:mod:`utils.year_prediction` (Ch. 2), :mod:`utils.credit` (Ch. 3), :mod:`utils.cifar` (Ch. 4),
+:mod:`utils.style` (Ch. 5), :mod:`utils.text` (Ch. 6).
 """
 
 from .data import (
