@@ -40,3 +40,13 @@ def test_results_table_marks_missing_full_runs_and_shows_recorded_ones(tmp_path,
     missing = next(line for line in table.splitlines() if "ch09/missing" in line)
     assert "**0.75**" in done and "~80%" in done and "0.5" in done
     assert "not yet run in full mode" in missing
+
+
+def test_record_result_remembers_stand_ins(tmp_path, monkeypatch):
+    from utils import standins
+
+    monkeypatch.setenv("ADL_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setattr(standins, "USED", [])
+    standins.announce_standin("YearPredictionMSD", "a synthetic sample")
+    record = json.loads(record_result("x", metric="mae", value=1.0, baseline=2.0, higher_is_better=False).read_text())
+    assert record["standins"] == ["YearPredictionMSD"]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = re.compile(r"record_result\(\s*[\"']([^\"']+)[\"']")
-BOOK = re.compile(r"book\s*=\s*[\"']([^\"']*)[\"']")
+BOOK = re.compile(r"book\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 
 
 def recorded_notebooks() -> dict[str, tuple[Path, str]]:
@@ -34,7 +34,7 @@ def recorded_notebooks() -> dict[str, tuple[Path, str]]:
                 continue
             for match in RECORD.finditer(cell.source):
                 book = BOOK.search(cell.source[match.end():].split("record_result(")[0])
-                found.setdefault(match.group(1), (path, book.group(1) if book else ""))
+                found.setdefault(match.group(1), (path, (book.group(1) or book.group(2) or "") if book else ""))
     return found
 
 
@@ -43,18 +43,21 @@ def load(mode: str) -> dict[str, dict]:
     return {r["notebook"]: r for r in (json.loads(p.read_text()) for p in sorted(folder.glob("*.json")))}
 
 
-def fmt(value: float) -> str:
+def fmt(value: float | str) -> str:
+    if isinstance(value, str):  # free text (e.g. a generated sample) must stay inside one table cell
+        return " ".join(value.split()).replace("|", "\\|")
     return f"{value:.4g}"
 
 
-def table() -> str:
+def table(note: str = "") -> str:
     full, quick = load("full"), load("quick")
     lines = ["# Results", "",
              "Figures recorded by the notebooks themselves (`utils.record_result`) in **full mode** (the book's",
              "configuration), next to the book's figure and the trivial baseline. Regenerate with `make results`.",
              "Rows not yet run in full mode say so; the quick-mode (CI) figure is shown only as a smoke test.", "",
+             *([note, ""] if note else []),
              "| notebook | book | this course (full mode) | trivial baseline | wall time | device "
-             "| offline stand-in data |",
+             "| stand-ins used |",
              "|---|---|---|---|---|---|---|"]
     for result_id, (path, book) in recorded_notebooks().items():
         link = f"[{result_id}]({path.relative_to(ROOT).as_posix()})"
@@ -64,15 +67,15 @@ def table() -> str:
             smoke = f" (quick-mode smoke test: {q['metric']} {fmt(q['value'])})" if q else ""
             lines.append(f"| {link} | {book} | not yet run in full mode{smoke} | | | | |")
             continue
-        extra = ", ".join(f"{k} {fmt(v) if isinstance(v, float) else v}" for k, v in record["extra"].items())
+        extra = ", ".join(f"{k} {fmt(v)}" for k, v in record["extra"].items())
         figure = f"{record['metric']} **{fmt(record['value'])}**" + (f" ({extra})" if extra else "")
         minutes = record["wall_time_s"] / 60
         wall = f"{minutes:.1f} min" if minutes >= 1 else f"{record['wall_time_s']:.0f} s"
+        standins = ", ".join(record.get("standins", [])) or "none"
         lines.append(f"| {link} | {book} | {figure} | {fmt(record['baseline'])} | {wall} | "
-                     f"{record['device_name']} ({record['device']}) | {'yes' if record['offline'] else 'no'} |")
-    lines += ["", "`offline stand-in data = yes` means the run used `ADL_OFFLINE=1`: YearPredictionMSD was the "
-              "synthetic",
-              "stand-in and VGG-19 had random weights, so those figures are not comparable with the book's."]
+                     f"{record['device_name']} ({record['device']}) | {standins} |")
+    lines += ["", "A stand-in is used only with `ADL_OFFLINE=1`: YearPredictionMSD replaced by the project's synthetic",
+              "sample, VGG-19 by random weights. Those rows are not comparable with the book's figures."]
     return "\n".join(lines) + "\n"
 
 
@@ -91,9 +94,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", nargs="*", default=[], metavar="NOTEBOOK", help="notebooks to execute in full mode")
     parser.add_argument("--output", type=Path, default=ROOT / "RESULTS.md")
+    parser.add_argument("--note", default="", help="a paragraph about the machine and conditions of these runs")
     args = parser.parse_args()
     run(args.run)
-    args.output.write_text(table())
+    args.output.write_text(table(args.note))
     print(f"wrote {args.output}")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from . import standins
 from .data import PROJECT_ROOT
 from .runtime import get_device, is_offline, is_quick
 
@@ -48,7 +49,7 @@ def record_result(notebook: str, *, metric: str, value: float, baseline: float, 
         "notebook": notebook, "metric": metric, "value": float(value), "baseline": float(baseline),
         "higher_is_better": higher_is_better, "book": book,
         "extra": {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in extra.items()},
-        "mode": "quick" if is_quick() else "full", "offline": is_offline(),
+        "mode": "quick" if is_quick() else "full", "offline": is_offline(), "standins": list(standins.USED),
         "device": str(get_device()), "device_name": _device_name(),
         "wall_time_s": round(time.perf_counter() - _STARTED, 1),
         "torch": torch.__version__, "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -66,6 +67,15 @@ def _device_name() -> str:
     device = get_device()
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
+    import os
     import platform
 
-    return platform.processor() or platform.machine()
+    name = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"

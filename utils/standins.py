@@ -16,9 +16,14 @@ from torch import nn
 
 from .runtime import is_offline
 
+#: What this process replaced by a stand-in; ``record_result`` stores it with the figures.
+USED: list[str] = []
+
 
 def announce_standin(what: str, instead: str) -> None:
-    """Print a banner that cannot be overlooked in a notebook's output."""
+    """Print a banner that cannot be overlooked in a notebook's output, and remember the stand-in."""
+    if what not in USED:
+        USED.append(what)
     bar = "=" * 78
     print(f"{bar}\nOFFLINE STAND-IN: {what} cannot be downloaded (ADL_OFFLINE=1).\n"
           f"Using {instead}.\nResults below are not the book's; run online for the real data.\n{bar}")
