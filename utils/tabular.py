@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.model_selection import train_test_split
-from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler, TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
 
 def outlier_share(df: pd.DataFrame, k: float = 3.0) -> pd.Series:
@@ -48,11 +48,9 @@ def tensor_loader(X, y, batch_size: int, shuffle: bool = False, seed: int = 0,
     """A ``DataLoader`` over ``(X, y)`` converted to tensors once (not re-sliced from pandas every step).
 
     ``y`` keeps its shape, so a regression target should already be a column (N, 1) when the
-    model outputs (N, 1); class labels use ``y_dtype=torch.long``. Each batch is cut from the
-    tensors in one indexing operation (a ``BatchSampler`` hands the dataset a list of rows),
-    instead of fetching rows one by one and stacking them, which dominates the time of small networks.
+    model outputs (N, 1); class labels use ``y_dtype=torch.long``. Shuffling is seeded, so the
+    batches repeat from run to run.
     """
     dataset = TensorDataset(as_tensor(X), as_tensor(y, y_dtype))
     generator = torch.Generator().manual_seed(seed) if shuffle else None
-    rows = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
-    return DataLoader(dataset, sampler=BatchSampler(rows, batch_size, drop_last=False), batch_size=None)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
