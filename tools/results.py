@@ -71,7 +71,7 @@ def table(note: str = "") -> str:
         figure = f"{record['metric']} **{fmt(record['value'])}**" + (f" ({extra})" if extra else "")
         minutes = record["wall_time_s"] / 60
         wall = f"{minutes:.1f} min" if minutes >= 1 else f"{record['wall_time_s']:.0f} s"
-        standins = ", ".join(record.get("standins", [])) or "none"
+        standins = ", ".join(record["standins"]) or "none" if "standins" in record else "not recorded"
         lines.append(f"| {link} | {book} | {figure} | {fmt(record['baseline'])} | {wall} | "
                      f"{record['device_name']} ({record['device']}) | {standins} |")
     lines += ["", "A stand-in is used only with `ADL_OFFLINE=1`: YearPredictionMSD replaced by the project's synthetic",
