@@ -170,3 +170,20 @@ def test_a_stand_in_file_is_not_reused_for_real_data(offline_without_cache, tmp_
     monkeypatch.setattr(yp, "prepare_year_prediction", lambda *a, **k: calls.append(k) or yp.load_prepared(path))
     yp.load_or_prepare(path, nrows=1000, verbose=False)
     assert calls, "a file made from the stand-in was reused although the real data is available"
+
+
+def test_reloading_stand_in_data_announces_it_again(tmp_path, monkeypatch, capsys):
+    from utils import standins
+    from utils.year_prediction import load_or_prepare
+
+    monkeypatch.setenv("ADL_OFFLINE", "1")
+    monkeypatch.delenv("ADL_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("ADL_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(standins, "USED", [])
+    path = tmp_path / "prepared.npz"
+    load_or_prepare(path, nrows=500)
+    capsys.readouterr()
+    monkeypatch.setattr(standins, "USED", [])
+    load_or_prepare(path, nrows=500)
+    assert "OFFLINE STAND-IN" in capsys.readouterr().out
+    assert standins.USED == ["YearPredictionMSD"]

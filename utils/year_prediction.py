@@ -29,6 +29,7 @@ import torch
 
 from .data import PROJECT_ROOT, is_cached, load_year_prediction
 from .runtime import is_offline
+from .standins import announce_standin
 from .tabular import split_train_val_test
 
 #: UCI's recommended split: the first 463,715 rows are for training, the last 51,630 for testing.
@@ -215,6 +216,8 @@ def load_or_prepare(path: str | os.PathLike[str] = DEFAULT_PATH, *, nrows: int =
             reason = f"could not be read ({err})"
         else:
             if data.config == wanted:
+                if data.config.get("source") == "stand-in":  # still synthetic data: say so every time
+                    announce_standin("YearPredictionMSD", "the prepared synthetic sample of utils.standins")
                 if verbose:
                     print(f"Loaded the prepared data from {_shown(path)} ({_describe(data.config)}).")
                 return data
