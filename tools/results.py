@@ -23,6 +23,17 @@ RECORD = re.compile(r"record_result\(\s*[\"']([^\"']+)[\"']")
 BOOK = re.compile(r"book\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 
 
+# Code that can bring in an offline stand-in (utils.standins); notebooks without it never use one.
+STANDIN_SOURCES = ("year_prediction", "vgg19")
+
+
+def can_use_standin(notebook: Path) -> bool:
+    import nbformat
+
+    code = "\n".join(c.source for c in nbformat.read(notebook, as_version=4).cells if c.cell_type == "code")
+    return any(name in code for name in STANDIN_SOURCES)
+
+
 def recorded_notebooks() -> dict[str, tuple[Path, str]]:
     """Result id -> (notebook, book figure) for every notebook that calls ``record_result``."""
     import nbformat
@@ -71,7 +82,10 @@ def table(note: str = "") -> str:
         figure = f"{record['metric']} **{fmt(record['value'])}**" + (f" ({extra})" if extra else "")
         minutes = record["wall_time_s"] / 60
         wall = f"{minutes:.1f} min" if minutes >= 1 else f"{record['wall_time_s']:.0f} s"
-        standins = ", ".join(record["standins"]) or "none" if "standins" in record else "not recorded"
+        if "standins" in record:
+            standins = ", ".join(record["standins"]) or "none"
+        else:  # records written before stand-ins were tracked
+            standins = "not recorded" if can_use_standin(path) else "none"
         lines.append(f"| {link} | {book} | {figure} | {fmt(record['baseline'])} | {wall} | "
                      f"{record['device_name']} ({record['device']}) | {standins} |")
     lines += ["", "A stand-in is used only with `ADL_OFFLINE=1`: YearPredictionMSD replaced by the project's synthetic",
