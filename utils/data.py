@@ -337,7 +337,7 @@ def _decode_cifar_mirror() -> Path:
         return decoded
     zip_path = fetch("cifar10_jpg")
     arrays: dict[str, np.ndarray] = {}
-    from tqdm.auto import tqdm
+    from .progress import progress_bar as tqdm
 
     with zipfile.ZipFile(zip_path) as archive:
         names = sorted(n for n in archive.namelist() if n.lower().endswith(".jpg"))

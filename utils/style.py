@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torchvision import transforms
-from tqdm.auto import tqdm
+from .progress import progress_bar as tqdm
 
 from .data import PROJECT_ROOT, load_image
 from .plots import tensor_to_image

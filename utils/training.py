@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from .progress import progress_bar as tqdm
 
 from .runtime import get_device
 

@@ -1,0 +1,141 @@
+"""Check-your-work cells for the activities.
+
+After each step that a learner codes, the learner notebook runs one line, e.g. ``check.step(3)``.
+The check looks at the notebook's variables (the caller's globals), tests what the step should
+have produced by its *behaviour and shapes*, not its exact code, and prints one of three verdicts:
+
+* ``✅ Step 3 passed: ...``            what is right, with the measured figures;
+* ``⬜ Step 3 is not done yet: ...``    what to define (nothing the step makes exists yet);
+* ``❌ Step 3 needs another look: ...`` a specific, useful message about what is wrong.
+
+A check never raises, so an untouched learner notebook still runs top to bottom, and any correct
+answer passes, including one that differs from the solution's code.
+
+Each activity has its own small module (``utils.checks.activity04`` ...) that builds a
+:class:`Checker` and registers one function per step::
+
+    check = Checker("Activity 4")
+
+    @check.register(3, "define the model")
+    def _(ns: Namespace) -> str:
+        model = need(ns, "model", "an nn.Module with three hidden layers of 10 units")
+        expect(count_parameters(model) == 472, f"your network has {count_parameters(model)} parameters ...")
+        return "the network has the book's 472 parameters"
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+Namespace = Mapping[str, Any]
+StepCheck = Callable[[Namespace], str]
+
+PASSED, NOT_DONE, WRONG = "passed", "not done", "wrong"
+_MARK = {PASSED: "✅", NOT_DONE: "⬜", WRONG: "❌"}
+
+
+class NotDone(Exception):
+    """Raised by a step check when the step has not been attempted yet; the text says what to define."""
+
+
+class Wrong(Exception):
+    """Raised by a step check when the step's result is wrong; the text says what and, if possible, why."""
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The verdict of one check: ``status`` is ``"passed"``, ``"not done"`` or ``"wrong"``."""
+
+    activity: str
+    step: int
+    status: str
+    message: str
+
+    def __str__(self) -> str:
+        verdict = {PASSED: "passed", NOT_DONE: "is not done yet", WRONG: "needs another look"}[self.status]
+        return f"{_MARK[self.status]} {self.activity}, step {self.step} {verdict}: {self.message}"
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASSED
+
+
+class Checker:
+    """The checks of one activity, one per coding step; call :meth:`step` from the notebook."""
+
+    def __init__(self, activity: str):
+        self.activity = activity
+        self._checks: dict[int, tuple[str, StepCheck]] = {}
+
+    def register(self, step: int, task: str) -> Callable[[StepCheck], StepCheck]:
+        """Decorator: register ``function(namespace) -> message`` as the check of ``step`` (``task`` names it)."""
+        def decorate(function: StepCheck) -> StepCheck:
+            if step in self._checks:
+                raise ValueError(f"{self.activity}: step {step} already has a check")
+            self._checks[step] = (task, function)
+            return function
+        return decorate
+
+    @property
+    def steps(self) -> list[int]:
+        """The steps that have a check, in order."""
+        return sorted(self._checks)
+
+    def run(self, step: int, namespace: Namespace) -> StepResult:
+        """Run the check of ``step`` against ``namespace`` and return its verdict (never raises)."""
+        if step not in self._checks:
+            known = ", ".join(map(str, self.steps))
+            return StepResult(self.activity, step, WRONG, f"there is no check for step {step} (checked steps: {known})")
+        task, function = self._checks[step]
+        try:
+            message = function(namespace)
+        except NotDone as reason:
+            return StepResult(self.activity, step, NOT_DONE, f"{task}: {reason}")
+        except Wrong as reason:
+            return StepResult(self.activity, step, WRONG, str(reason))
+        except Exception as error:  # the learner's code failed inside the check: say so, never crash the notebook
+            return StepResult(self.activity, step, WRONG,
+                              f"running your code for this step raised {type(error).__name__}: {error}")
+        return StepResult(self.activity, step, PASSED, message)
+
+    def step(self, step: int, namespace: Namespace | None = None) -> StepResult:
+        """Check ``step`` against the notebook's variables (the caller's globals) and print the verdict."""
+        if namespace is None:
+            namespace = sys._getframe(1).f_globals
+        result = self.run(step, namespace)
+        print(result)
+        return result
+
+
+# --------------------------------------------------------------------------- helpers for step checks
+
+_MISSING = object()
+
+
+def need(ns: Namespace, name: str, what: str = "") -> Any:
+    """``ns[name]``, or :class:`NotDone` saying to define it (``what`` describes it) when it is absent or ``...``."""
+    value = ns.get(name, _MISSING)
+    if value is _MISSING or value is None or value is Ellipsis:
+        raise NotDone(f"define `{name}`" + (f" ({what})" if what else ""))
+    return value
+
+
+def expect(condition: object, message: str) -> None:
+    """Raise :class:`Wrong` with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise Wrong(message)
+
+
+def count_parameters(model: nn.Module) -> int:
+    """The number of trainable parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def close(a: float, b: float, tolerance: float = 1e-6) -> bool:
+    """``|a - b| <= tolerance * max(1, |b|)``."""
+    return abs(float(a) - float(b)) <= tolerance * max(1.0, abs(float(b)))

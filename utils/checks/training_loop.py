@@ -1,0 +1,184 @@
+"""Checking a hand-written training loop against :func:`utils.fit`, the loop it packages.
+
+The first activity of Chapters 3, 4 and 6 has the learner write the mini-batch loop by hand as a
+function with this signature (any body that behaves the same passes)::
+
+    def train(model, train_loader, val_loader, loss_fn, optimizer, epochs, device):
+        ...
+        return train_losses, val_losses      # one mean loss per epoch, each a list of floats
+
+:func:`check_training_loop` runs that function on a tiny problem with dropout, watching every
+forward pass and optimizer call, and compares its losses with :func:`utils.fit` from the same seed.
+:func:`compare_with_fit` does the same comparison on the activity's real data, for the solution's
+"the loop you just wrote, packaged" cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from ..runtime import seed_everything
+from ..training import History, fit
+from . import Wrong, close, expect
+
+TrainFunction = Callable[..., Any]
+
+
+class _Watched:
+    """A loader wrapper that records which phase (train or validation) is being iterated."""
+
+    def __init__(self, loader: Iterable, phase: str, state: dict):
+        self.loader, self.phase, self.state = loader, phase, state
+
+    def __iter__(self) -> Iterator:
+        self.state["passes"][self.phase] += 1
+        previous = self.state["phase"]
+        self.state["phase"] = self.phase
+        try:
+            yield from self.loader
+        finally:
+            self.state["phase"] = previous
+
+    def __len__(self) -> int:
+        return len(self.loader)  # type: ignore[arg-type]
+
+
+def _tiny_problem(seed: int = 0) -> tuple[DataLoader, DataLoader]:
+    generator = torch.Generator().manual_seed(seed)
+    X = torch.randn(96, 8, generator=generator)
+    y = (X[:, 0] + X[:, 1] > 0).long() + (X[:, 2] > 1).long()
+    train = DataLoader(TensorDataset(X[:64], y[:64]), batch_size=16)  # equal batches: any averaging agrees
+    val = DataLoader(TensorDataset(X[64:], y[64:]), batch_size=16)
+    return train, val
+
+
+def _tiny_model() -> nn.Module:
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Dropout(0.5), nn.Linear(16, 3), nn.LogSoftmax(dim=1))
+
+
+def losses_of(returned: Any, epochs: int) -> tuple[list[float], list[float]]:
+    """The (train, validation) per-epoch losses from what a loop returned: a pair of lists or a History."""
+    if isinstance(returned, History):
+        train, val = returned.train_loss, returned.val_loss
+    elif isinstance(returned, dict) and {"train_loss", "val_loss"} <= returned.keys():
+        train, val = returned["train_loss"], returned["val_loss"]
+    elif isinstance(returned, (tuple, list)) and len(returned) >= 2:
+        train, val = returned[0], returned[1]
+    else:
+        raise Wrong(f"`train` returned {type(returned).__name__}; return two lists: "
+                    "`train_losses, val_losses`, one mean loss per epoch each")
+    try:
+        train, val = [float(v) for v in train], [float(v) for v in val]
+    except (TypeError, ValueError) as err:
+        raise Wrong(f"the losses `train` returned are not numbers ({err}): append `loss.item()`-based "
+                    "floats, not tensors with gradients") from err
+    expect(len(train) == epochs and len(val) == epochs,
+           f"`train` returned {len(train)} training and {len(val)} validation losses for {epochs} epochs: "
+           "append one mean loss per epoch to each list")
+    return train, val
+
+
+def check_training_loop(train_fn: TrainFunction, epochs: int = 3, lr: float = 0.01) -> str:
+    """Verify a hand-written ``train`` function; return a success message or raise :class:`Wrong`."""
+    expect(callable(train_fn), "`train` must be a function: `def train(model, train_loader, val_loader, "
+                               "loss_fn, optimizer, epochs, device): ...`")
+    device = torch.device("cpu")
+    train_loader, val_loader = _tiny_problem()
+    state: dict[str, Any] = {"phase": None, "passes": {"train": 0, "val": 0}, "forwards": []}
+
+    seed_everything(0)
+    model = _tiny_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    calls = {"step": 0, "zero_grad": 0}
+    original_step, original_zero = optimizer.step, optimizer.zero_grad
+    original_model_zero = model.zero_grad
+
+    def step(*args, **kwargs):
+        calls["step"] += 1
+        return original_step(*args, **kwargs)
+
+    def zero_grad(*args, **kwargs):
+        calls["zero_grad"] += 1
+        return original_zero(*args, **kwargs)
+
+    def model_zero_grad(*args, **kwargs):
+        calls["zero_grad"] += 1
+        return original_model_zero(*args, **kwargs)
+
+    optimizer.step, optimizer.zero_grad, model.zero_grad = step, zero_grad, model_zero_grad  # type: ignore[method-assign]
+    model.register_forward_hook(lambda module, inputs, output: state["forwards"].append(
+        (state["phase"], module.training, torch.is_grad_enabled())))
+    returned = train_fn(model, _Watched(train_loader, "train", state), _Watched(val_loader, "val", state),
+                        nn.NLLLoss(), optimizer, epochs, device)
+    train_losses, val_losses = losses_of(returned, epochs)
+
+    forwards = state["forwards"]
+    expect(state["passes"]["train"] == epochs,
+           f"the loop went over the training loader {state['passes']['train']} times for {epochs} epochs: "
+           "one pass per epoch")
+    expect(state["passes"]["val"] == epochs,
+           f"the loop went over the validation loader {state['passes']['val']} times for {epochs} epochs: "
+           "measure the validation loss once at the end of every epoch")
+    expect(not any(phase == "train" and not training for phase, training, _ in forwards),
+           "a training batch ran with the model in eval mode (dropout off): call `model.train()` at the start "
+           "of every epoch, since the validation pass leaves the model in eval mode")
+    expect(not any(phase == "val" and training for phase, training, _ in forwards),
+           "the validation loss was computed with dropout active: call `model.eval()` before the validation pass")
+    expect(not any(phase == "val" and grad for phase, _, grad in forwards),
+           "the validation pass built a gradient graph: wrap it in `with torch.no_grad():` "
+           "(it is faster and uses less memory)")
+    batches = epochs * len(train_loader)
+    expect(calls["step"] == batches,
+           f"`optimizer.step()` ran {calls['step']} times for {batches} training batches: once per batch")
+    expect(calls["zero_grad"] >= batches,
+           f"gradients were reset {calls['zero_grad']} times for {batches} batches, so they add up from batch to "
+           "batch: call `optimizer.zero_grad()` before every `loss.backward()`")
+
+    seed_everything(0)
+    reference_model = _tiny_model()
+    reference = fit(reference_model, train_loader, nn.NLLLoss(), torch.optim.Adam(reference_model.parameters(), lr=lr),
+                    epochs, val_batches=val_loader, device=device, progress=False)
+    for name, mine, theirs in (("training", train_losses, reference.train_loss),
+                               ("validation", val_losses, reference.val_loss)):
+        for epoch, (a, b) in enumerate(zip(mine, theirs), start=1):
+            expect(close(a, b), f"epoch {epoch}'s {name} loss is {a:.6f}, but the reference loop gives {b:.6f}: "
+                                "each epoch's figure is the mean of its batch losses (`loss.item()`), "
+                                "and the validation pass must not update the model")
+    return (f"your loop matches utils.fit to 1e-6 on a test problem ({epochs} epochs, dropout on while training "
+            "and off while validating)")
+
+
+def compare_with_fit(train_fn: TrainFunction, make_model: Callable[[], nn.Module],
+                     make_optimizer: Callable[[nn.Module], torch.optim.Optimizer], train_loader: Iterable,
+                     val_loader: Iterable, loss_fn: Callable, epochs: int, device: torch.device,
+                     seed: int = 0, tolerance: float = 1e-6) -> bool:
+    """Train twice from the same seed, once with ``train_fn`` and once with :func:`utils.fit`; print and
+    return whether every per-epoch loss agrees within ``tolerance``.
+
+    ``make_model`` and ``make_optimizer`` build fresh objects, so both runs start from the same weights.
+    Loaders that shuffle must draw from the global RNG or a ``generator`` (which is reseeded here).
+    """
+    def reseed() -> None:
+        seed_everything(seed)
+        for loader in (train_loader, val_loader):
+            generator = getattr(loader, "generator", None)
+            if isinstance(generator, torch.Generator):
+                generator.manual_seed(seed)
+
+    reseed()
+    model = make_model().to(device)
+    mine = losses_of(train_fn(model, train_loader, val_loader, loss_fn, make_optimizer(model), epochs, device),
+                     epochs)
+    reseed()
+    model = make_model().to(device)
+    history = fit(model, train_loader, loss_fn, make_optimizer(model), epochs, val_batches=val_loader,
+                  device=device, progress=False)
+    gap = max(abs(a - b) for ours, ref in zip(mine, (history.train_loss, history.val_loss)) for a, b in zip(ours, ref))
+    same = gap <= tolerance
+    print(f"hand-written loop and utils.fit agree to {tolerance:g} on every epoch's loss: {same}")
+    return same
