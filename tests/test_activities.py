@@ -125,7 +125,8 @@ def test_each_step_is_checked_and_its_hints_are_folded(learner: Path):
     for number, (index, *_) in learner_steps.items():
         assert "".join(nb.cells[index].source).strip().startswith("#"), \
             f"step {number}'s cell in the learner notebook must be empty but for a comment"
-        later = [n for cell in nb.cells[index + 1:] if cell.cell_type == "code" for n in CHECK_CALL.findall(cell.source)]
+        later = [n for cell in nb.cells[index + 1:] if cell.cell_type == "code"
+                 for n in CHECK_CALL.findall(cell.source)]
         assert number in later, f"step {number} has no `check.step({number})` after it"
         before = [c for c in nb.cells[:index] if c.cell_type == "markdown"]
         assert before and "<details>" in before[-1].source, \
@@ -149,6 +150,6 @@ def test_learner_notebook_filled_with_the_solution_passes_every_check(learner: P
     found = verdicts(nb)
     assert len(found) == len(check_calls(nb)), f"some check cells printed no verdict: {found}"
     failed = [(step, verdict) for step, verdict in found if verdict != "passed"]
-    messages = [line for cell in nb.cells for out in cell.get("outputs", []) for line in out.get("text", "").splitlines()
-                if line.startswith(("❌", "⬜"))]
+    messages = [line for cell in nb.cells for out in cell.get("outputs", [])
+                for line in out.get("text", "").splitlines() if line.startswith(("❌", "⬜"))]
     assert not failed, f"with the solution's code these checks did not pass: {failed}\n" + "\n".join(messages)
