@@ -125,7 +125,7 @@ def test_each_step_is_checked_and_its_hints_are_folded(learner: Path):
     for number, (index, *_) in learner_steps.items():
         assert "".join(nb.cells[index].source).strip().startswith("#"), \
             f"step {number}'s cell in the learner notebook must be empty but for a comment"
-        later = [n for cell in nb.cells[index + 1:] if cell.cell_type == "code"
+        later = [int(n) for cell in nb.cells[index + 1:] if cell.cell_type == "code"
                  for n in CHECK_CALL.findall(cell.source)]
         assert number in later, f"step {number} has no `check.step({number})` after it"
         before = [c for c in nb.cells[:index] if c.cell_type == "markdown"]

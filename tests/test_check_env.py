@@ -1,7 +1,11 @@
+import shutil
 import subprocess
 import sys
+import time
 
-from utils import check_env
+import pytest
+
+from utils import check_env, data
 
 
 def test_requirement_status_flags_missing_and_wrong_versions(tmp_path):
@@ -19,3 +23,67 @@ def test_command_prints_versions_device_and_cache():
     out = result.stdout
     for expected in ["Python 3.", "torch", "torchvision", "Device the notebooks will use:", "energy", "VGG-19"]:
         assert expected in out
+
+
+@pytest.fixture
+def no_data(tmp_path, monkeypatch):
+    """An empty cache, no mirror, no VGG weights, offline: a fresh machine without internet."""
+    monkeypatch.setenv("ADL_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("ADL_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("ADL_OFFLINE", "1")
+    return tmp_path
+
+
+def test_preflight_offline_without_data_names_every_missing_file_and_the_two_ways_out(no_data):
+    message = check_env.preflight()
+    for entry in data.REGISTRY.values():
+        if entry.name != "year_prediction":  # offline, an announced stand-in replaces it
+            assert entry.filename in message
+    assert "YearPredictionMSD" not in message and "VGG-19" not in message
+    assert "Connect to the internet" in message and "ADL_DATA_MIRROR" in message
+
+
+def test_preflight_passes_offline_when_everything_is_cached(no_data, mirror, monkeypatch):
+    monkeypatch.setenv("ADL_DATA_MIRROR", str(mirror))
+    for name, entry in data.REGISTRY.items():
+        if entry.in_mirror:
+            data.fetch(name)
+    monkeypatch.delenv("ADL_DATA_MIRROR")
+    assert check_env.preflight() is None
+    data.fetch("alice").write_text("truncated")
+    assert "alice.txt: in the cache but failed its sha256 check" in check_env.preflight()
+
+
+def test_preflight_with_a_mirror_names_what_the_mirror_lacks(no_data, tmp_path, mirror, monkeypatch):
+    partial = tmp_path / "partial"
+    shutil.copytree(mirror, partial)
+    (partial / "alice.txt").unlink()
+    monkeypatch.setenv("ADL_DATA_MIRROR", str(partial))
+    message = check_env.preflight()
+    assert message.count("\n  - ") == 1 and f"alice.txt: not in ADL_DATA_MIRROR ({partial / 'alice.txt'})" in message
+
+
+def test_preflight_online_probes_the_hosts_once_and_reports_the_unreachable(no_data, monkeypatch):
+    monkeypatch.delenv("ADL_OFFLINE")
+    probed = []
+
+    def fake_probe(hosts, timeout):
+        probed.append(sorted(hosts))
+        return {"raw.githubusercontent.com", "download.pytorch.org", "www.cs.toronto.edu"}
+
+    monkeypatch.setattr(check_env, "reachable_hosts", fake_probe)
+    message = check_env.preflight()
+    assert len(probed) == 1 and "archive.ics.uci.edu" in probed[0]
+    assert "YearPredictionMSD.txt.zip: not in the cache, and archive.ics.uci.edu did not answer" in message
+    assert "alice.txt" not in message
+    monkeypatch.setattr(check_env, "reachable_hosts", lambda hosts, timeout: set(hosts))
+    assert check_env.preflight() is None
+
+
+def test_preflight_command_fails_fast_with_one_message(no_data):
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-m", "utils.check_env", "--preflight"], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1 and result.stderr.count("Two ways out") == 1
+    assert "Traceback" not in result.stderr and time.perf_counter() - started < 60

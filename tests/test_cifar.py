@@ -260,3 +260,101 @@ def test_cifar10_from_the_mirror_decodes_into_the_books_tensors(use_mirror):
     assert torch.bincount(labels).tolist() == [5000] * 10
     book = T.Compose([T.ToTensor(), T.Normalize(BOOK_MEAN, BOOK_STD)])
     assert torch.equal(normalize(images[:3]), torch.stack([book(train[i][0]) for i in range(3)]))
+
+
+def _tiny_jpeg_mirror(folder):
+    """A mirror folder with a cifar10-jpg.zip of six images laid out like the real one."""
+    import hashlib
+    import io
+    import zipfile
+
+    folder.mkdir()
+    with zipfile.ZipFile(folder / "cifar10-jpg.zip", "w") as archive:
+        for i, (split, label) in enumerate([("train", "cat"), ("train", "dog"), ("train", "ship"),
+                                            ("test", "cat"), ("test", "frog"), ("test", "truck")]):
+            buffer = io.BytesIO()
+            Image.new("RGB", (32, 32), (40 * i, 255 - 40 * i, 128)).save(buffer, format="JPEG")
+            archive.writestr(f"cifar10/{split}/{label}/{i:04d}.jpg", buffer.getvalue())
+    return hashlib.sha256((folder / "cifar10-jpg.zip").read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("damage", ["half-written", "garbage", "wrong arrays"])
+def test_corrupt_decoded_cifar_cache_is_detected_and_rebuilt(tmp_path, empty_cache, monkeypatch, capsys, damage):
+    from utils import data
+
+    sha = _tiny_jpeg_mirror(tmp_path / "mirror")
+    monkeypatch.setenv("ADL_DATA_MIRROR", str(tmp_path / "mirror"))
+    monkeypatch.setitem(data.REGISTRY, "cifar10_jpg", data.RemoteFile(
+        "cifar10_jpg", "cifar10-jpg.zip", "http://example.invalid/c.tar.gz", None, "test", mirror_sha256=sha))
+    first = data.load_cifar10(train=True)
+    decoded = data.cache_dir() / "cifar10-mirror.npz"
+    assert decoded.is_file() and len(first) == 3
+    if damage == "half-written":
+        decoded.write_bytes(decoded.read_bytes()[: decoded.stat().st_size // 2])
+    elif damage == "garbage":
+        decoded.write_bytes(b"\x00" * 1000)
+    else:
+        np.savez(decoded, train_images=np.zeros((3, 8, 8), np.uint8), train_labels=np.zeros(3, np.int64))
+    capsys.readouterr()
+    again = data.load_cifar10(train=True)
+    assert "cifar10-mirror.npz is corrupt or incomplete" in capsys.readouterr().out
+    assert np.array_equal(again.data, first.data) and again.targets == first.targets == [3, 5, 8]
+    assert len(data.load_cifar10(train=False)) == 3  # the rebuilt cache serves the other split too
+
+
+# --------------------------------------------------------------------------- random crops, mixed precision
+
+def test_random_crop_is_a_shifted_window_of_the_zero_padded_image_like_torchvision():
+    from utils.cifar import random_crop
+
+    images = torch.randint(1, 256, (64, 3, 32, 32), dtype=torch.uint8)  # no zeros, so padding is recognisable
+    out = random_crop(images, padding=4, generator=torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and out.dtype == torch.uint8
+    padded = torch.nn.functional.pad(images, (4, 4, 4, 4))
+    offsets = set()
+    for k in range(len(images)):
+        matches = [(t, left) for t in range(9) for left in range(9)
+                   if torch.equal(out[k], padded[k, :, t:t + 32, left:left + 32])]
+        assert matches, f"image {k} is not a 32x32 window of its padded image"
+        offsets.add(matches[0])
+    assert len(offsets) > 20, "the crops should move the images by different offsets"
+    # torchvision's RandomCrop with the same padding gives windows of the same kind
+    crop = T.RandomCrop(32, padding=4)
+    reference = crop(images[0])
+    assert any(torch.equal(reference, padded[0, :, t:t + 32, left:left + 32]) for t in range(9) for left in range(9))
+    assert torch.equal(random_crop(images, padding=0), images)
+    with pytest.raises(ValueError, match="padding"):
+        random_crop(images, padding=-1)
+
+
+def test_batch_augmentation_with_crop_keeps_shape_and_is_reproducible():
+    images = torch.randint(0, 256, (20, 3, 32, 32), dtype=torch.uint8)
+    augment = BatchAugmentation(crop_padding=4)
+    a = augment(images, torch.Generator().manual_seed(1))
+    b = augment(images, torch.Generator().manual_seed(1))
+    assert a.shape == images.shape and torch.equal(a, b) and not torch.equal(a, images)
+    assert BatchAugmentation().crop_padding == 0  # the book's augmentation is unchanged by default
+
+
+def test_mixed_precision_dtype_follows_the_hardware():
+    from utils.cifar import mixed_precision_dtype
+
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert mixed_precision_dtype("cpu") == (torch.bfloat16 if native else None)
+    assert mixed_precision_dtype("mps") is None
+
+
+def test_autocast_wrapper_returns_float32_and_trains_like_the_model():
+    from utils.cifar import Autocast
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3))
+    x = torch.randn(5, 3, 8, 8)
+    plain = Autocast(net, "cpu", None)
+    assert torch.equal(plain(x), net(x))  # dtype None: a pass-through
+    low = Autocast(net, "cpu", torch.bfloat16)
+    out = low(x)
+    assert out.dtype == torch.float32 and torch.allclose(out, net(x), atol=0.1)
+    out.sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in net.parameters())
+    assert list(low.parameters()) == list(net.parameters())

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from utils.credit import BOOK_EXAMPLE
+from utils.credit_data import BOOK_EXAMPLE
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION = ROOT / "solutions" / "ch03_classification"

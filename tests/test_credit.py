@@ -1,3 +1,5 @@
+"""Chapter 3's data preparation (utils.credit_data) and model and metrics (utils.credit_model)."""
+
 import json
 
 import numpy as np
@@ -6,24 +8,18 @@ import pytest
 import torch
 from torch import nn
 
-import utils.credit as credit
-from utils.credit import (
+from utils.credit_data import (
     TARGET,
     CreditSplits,
     MinMaxScaler,
-    MLPClassifier,
-    balanced_accuracy,
-    classification_figures,
     clean_credit_data,
     features_and_target,
     honest_splits,
     leaky_book_splits,
     oversample_minority,
-    read_splits,
-    save_splits,
     shared_clients,
-    train_classifier,
 )
+from utils.credit_model import MLPClassifier, balanced_accuracy, classification_figures, train_classifier
 
 
 def raw_table(n: int = 500, default_share: float = 0.2, seed: int = 0) -> pd.DataFrame:
@@ -124,32 +120,23 @@ def test_leaky_splits_share_clients_between_training_and_test(data):
     assert 0 < leaks["test_share_seen_in_training"] < 1
 
 
-def test_splits_round_trip_through_files(data, tmp_path):
+def test_splits_round_trip_through_a_payload_of_plain_tensors(data):
     splits = honest_splits(data)
-    save_splits(splits, tmp_path / "prepared")
-    back = read_splits(tmp_path / "prepared")
+    back = CreditSplits.from_payload(splits.to_payload())
     for part in ("train", "val", "test"):
         pd.testing.assert_frame_equal(getattr(back, f"X_{part}"), getattr(splits, f"X_{part}"), check_names=False)
         assert getattr(back, f"y_{part}").tolist() == getattr(splits, f"y_{part}").tolist()
         assert list(getattr(back, f"X_{part}").index) == list(getattr(splits, f"X_{part}").index)
-    with pytest.raises(FileNotFoundError):
-        read_splits(tmp_path / "nothing here")
+    assert back.scaler.to_dict() == splits.scaler.to_dict()
 
 
-def test_prepared_splits_are_rebuilt_when_missing_or_truncated(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(credit, "load_credit_default", lambda: raw_table())
-    folder = tmp_path / "prepared"
-    first = credit.load_prepared_splits(folder)
-    assert "rebuilding" in capsys.readouterr().out
-    assert (folder / "meta.json").is_file()
-    monkeypatch.setattr(credit, "load_credit_default", lambda: pytest.fail("should read the saved files"))
-    second = credit.load_prepared_splits(folder)
-    assert second.shapes() == first.shapes()
-    (folder / "test.csv").write_text((folder / "test.csv").read_text().splitlines()[0] + "\n")  # truncated file
-    monkeypatch.setattr(credit, "load_credit_default", lambda: raw_table())
-    third = credit.load_prepared_splits(folder)
-    assert "rebuilding" in capsys.readouterr().out
-    assert third.shapes() == first.shapes()
+def test_a_payload_that_does_not_fit_is_refused_with_a_value_error(data):
+    payload = honest_splits(data).to_payload()
+    payload["test"]["y"] = payload["test"]["y"][:-1]
+    with pytest.raises(ValueError, match="test part"):
+        CreditSplits.from_payload(payload)
+    with pytest.raises(ValueError, match="not a saved set of splits"):
+        CreditSplits.from_payload({"columns": ["a"]})
 
 
 def test_loaders_give_long_labels_and_whole_validation_batches(data):
@@ -218,42 +205,6 @@ def test_training_learns_an_informative_feature(data):
     assert history.val_loss[-1] < history.val_loss[0]
     figures = classification_figures(model, splits.X_val, splits.y_val, device=torch.device("cpu"))
     assert figures["balanced_accuracy"] > 0.85
-
-
-@pytest.fixture
-def small_project(tmp_path, monkeypatch) -> CreditSplits:
-    """outputs/ch03 in a temporary folder, quick mode, and synthetic prepared splits."""
-    monkeypatch.setattr(credit, "OUTPUT_DIR", tmp_path / "ch03")
-    monkeypatch.setenv("ADL_QUICK", "1")
-    splits = honest_splits(clean_credit_data(raw_table()))
-    monkeypatch.setattr(credit, "load_prepared_splits", lambda *a, **k: splits)
-    return splits
-
-
-def test_activity4_figures_are_read_when_saved_and_retrained_when_missing(small_project, capsys):
-    path = credit.activity4_figures_path()
-    assert path.name == "activity04_figures_quick.json"
-    record = credit.activity4_figures(device=torch.device("cpu"))
-    assert "retraining" in capsys.readouterr().out
-    assert path.is_file() and record["mode"] == "quick" and record["epochs"] == 5
-    assert set(record["train"]) >= {"accuracy", "balanced_accuracy"}
-    credit.save_activity4_figures({"accuracy": 0.7, "balanced_accuracy": 0.71},
-                                  {"accuracy": 0.8, "balanced_accuracy": 0.69}, epochs=50)
-    again = credit.activity4_figures(device=torch.device("cpu"))
-    assert capsys.readouterr().out == ""
-    assert again["validation"]["balanced_accuracy"] == 0.69 and again["epochs"] == 50
-    assert not credit.activity4_figures_path(quick_mode=False).exists()
-
-
-def test_activity5_model_round_trip_and_rebuild(small_project, capsys):
-    model, record = credit.activity5_model(device=torch.device("cpu"))
-    assert "training the book's final network" in capsys.readouterr().out
-    assert record["config"]["hidden_sizes"] == credit.FINAL_CONFIG["hidden_sizes"]
-    assert not model.training
-    x = torch.rand(4, small_project.n_features)
-    again, _ = credit.activity5_model(device=torch.device("cpu"))
-    assert capsys.readouterr().out == ""
-    assert torch.equal(model(x), again(x))
 
 
 def test_real_data_pipelines_match_the_book(use_mirror):

@@ -74,6 +74,48 @@ def test_corrupted_cached_file_is_replaced(use_mirror, empty_cache):
     assert sha256(data.fetch("amazon_reviews")) == data.REGISTRY["amazon_reviews"].sha256
 
 
+def test_offline_run_finds_the_mirror_copy_an_earlier_run_cached(use_mirror, empty_cache, monkeypatch):
+    first = data.fetch("credit_default")  # cached as "mirror-default of credit card clients.xls"
+    monkeypatch.delenv("ADL_DATA_MIRROR")
+    monkeypatch.setenv("ADL_OFFLINE", "1")
+    assert data.is_cached("credit_default")
+    assert data.fetch("credit_default") == first
+
+
+def test_corrupt_cached_file_offline_is_reported_as_failing_its_check(use_mirror, empty_cache, monkeypatch):
+    data.fetch("alice").write_text("Alice was begi")  # a download cut short
+    monkeypatch.delenv("ADL_DATA_MIRROR")
+    monkeypatch.setenv("ADL_OFFLINE", "1")
+    with pytest.raises(data.DatasetUnavailableError) as info:
+        data.fetch("alice")
+    message = str(info.value)
+    assert "failed its sha256 check" in message and "not used" in message and "ADL_DATA_MIRROR" in message
+    assert "not in the cache" not in message
+
+
+def test_corrupt_cached_archive_without_a_known_hash_is_removed_not_a_raw_error(empty_cache, monkeypatch, capsys):
+    monkeypatch.delenv("ADL_DATA_MIRROR", raising=False)
+    monkeypatch.setenv("ADL_OFFLINE", "1")
+    archive = data.cache_dir() / "YearPredictionMSD.txt.zip"
+    archive.write_bytes(b"PK\x03\x04 half a download")
+    df = data.load_year_prediction(nrows=100)  # offline: the announced stand-in, not a BadZipFile
+    out = capsys.readouterr().out
+    assert "YearPredictionMSD.txt.zip cannot be read" in out and "removed" in out and "OFFLINE STAND-IN" in out
+    assert not archive.exists() and df.shape == (100, 91)
+
+
+def test_corrupt_archive_from_the_source_is_explained(tmp_path, empty_cache, monkeypatch, capsys):
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / "cifar10-jpg.zip").write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    monkeypatch.setenv("ADL_DATA_MIRROR", str(mirror))
+    monkeypatch.setitem(data.REGISTRY, "cifar10_jpg", data.RemoteFile(
+        "cifar10_jpg", "cifar10-jpg.zip", "http://example.invalid/c.zip", None, "test"))
+    with pytest.raises(data.DatasetUnavailableError, match="still cannot be read.*damaged"):
+        data.load_cifar10(train=False)
+    assert "is fetched again" in capsys.readouterr().out
+
+
 def test_missing_mirror_file_names_the_path(tmp_path, empty_cache, monkeypatch):
     monkeypatch.setenv("ADL_DATA_MIRROR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match=re.escape(str(tmp_path / "alice.txt"))):
@@ -120,7 +162,13 @@ def test_credit_default_matches_book(use_mirror):
 
 
 def test_text_loaders(use_mirror):
-    assert data.load_alice().startswith("\ufeff") or "Alice" in data.load_alice()[:2000]
+    text = data.load_alice()
+    # Read as latin-1, one character per byte (Windows line ends become "\n"): a UTF-8 byte-order
+    # mark would show up as "ï»¿", and a wrong encoding would change the count.
+    raw = data.fetch("alice").read_bytes()
+    assert len(text) == len(raw) - raw.count(b"\r\n") == 145_178
+    assert text.startswith("ALICE was beginning to get very tired"), repr(text[:40])
+    assert "\ufeff" not in text and "ï»¿" not in text
     reviews = data.load_amazon_reviews()
     assert reviews["sentiment"].mean() == 0.5
 

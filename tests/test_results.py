@@ -50,3 +50,53 @@ def test_record_result_remembers_stand_ins(tmp_path, monkeypatch):
     standins.announce_standin("YearPredictionMSD", "a synthetic sample")
     record = json.loads(record_result("x", metric="mae", value=1.0, baseline=2.0, higher_is_better=False).read_text())
     assert record["standins"] == ["YearPredictionMSD"]
+
+
+def _results_tool():
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location("results_tool", root / "tools" / "results.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool, root
+
+
+def test_practitioner_baseline_is_recorded_and_the_table_says_who_wins(tmp_path, monkeypatch, capsys):
+    tool, root = _results_tool()
+    monkeypatch.setattr(tool, "recorded_notebooks", lambda: {
+        "ch06/sentiment": (root / "README.md", "~0.77"), "ch03/credit": (root / "README.md", ""),
+        "ch02/energy": (root / "README.md", ""), "ch01/none": (root / "README.md", "")})
+    monkeypatch.setenv("ADL_RESULTS_DIR", str(tmp_path))
+    monkeypatch.delenv("ADL_QUICK", raising=False)
+    path = record_result("ch06/sentiment", metric="accuracy", value=0.755, baseline=0.5, higher_is_better=True,
+                         practitioner=0.83, practitioner_name="TF-IDF + logistic regression")
+    assert "0.83 (TF-IDF + logistic regression): it beats the network" in capsys.readouterr().out
+    record = json.loads(path.read_text())
+    assert record["practitioner"] == 0.83 and record["practitioner_name"] == "TF-IDF + logistic regression"
+    record_result("ch03/credit", metric="balanced_accuracy", value=0.72, baseline=0.5, higher_is_better=True,
+                  practitioner=0.715, practitioner_name="gradient boosting")
+    record_result("ch02/energy", metric="rmse", value=104.2, baseline=106.8, higher_is_better=False,
+                  practitioner=80.0, practitioner_name="gradient boosting")
+    record_result("ch01/none", metric="loss", value=0.2, baseline=0.3, higher_is_better=False)
+    lines = tool.table().splitlines()
+    header = next(line for line in lines if line.startswith("| notebook"))
+    cells = [c.strip() for c in header.strip("|").split("|")]
+    assert cells.index("practitioner baseline") == cells.index("trivial baseline") + 1
+
+    def row(result_id):
+        line = next(line for line in lines if f"[{result_id}]" in line)
+        return [c.strip() for c in line.strip("|").split("|")][cells.index("practitioner baseline")]
+
+    assert row("ch06/sentiment") == "0.83 (TF-IDF + logistic regression) — **beats the network**"
+    assert row("ch03/credit") == "0.715 (gradient boosting) — the network beats it"
+    assert row("ch02/energy") == "80 (gradient boosting) — **beats the network**"  # lower RMSE is better
+    assert row("ch01/none") == ""
+    assert all(line.count("|") == header.count("|") for line in lines if line.startswith("| ["))
+
+
+def test_practitioner_baseline_needs_a_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("ADL_RESULTS_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match="practitioner_name"):
+        record_result("x", metric="acc", value=0.7, baseline=0.5, higher_is_better=True, practitioner=0.8)

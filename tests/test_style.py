@@ -57,10 +57,15 @@ def test_too_small_size_is_refused():
 
 
 def test_inverse_transform_round_trips_and_clamps(rgb_file):
-    tensor = st.load_image_tensor(rgb_file, size=60)
+    tensor = st.load_image_tensor(rgb_file, size=60)  # the file is 90x60: already 60 px on its shorter side
+    assert tuple(tensor.shape) == (1, 3, 60, 90)
     back = np.asarray(st.tensor_to_pil(tensor), dtype=np.int16)
-    original = np.asarray(Image.open(rgb_file).resize((back.shape[1], back.shape[0])), dtype=np.int16)
+    original = np.asarray(Image.open(rgb_file), dtype=np.int16)
     assert back.shape == original.shape
+    # every pixel comes back: only the float -> 8-bit conversion may cost one step
+    assert np.abs(back - original).max() <= 1
+    # and the comparison can fail: an image that is not the original differs by far more
+    assert np.abs(np.asarray(st.tensor_to_pil(-tensor), dtype=np.int16) - original).max() > 100
     # out of range: a value just above white must stay white, not wrap around to black
     low, high = st.pixel_bounds(tensor)
     bright = high.expand(1, 3, 4, 4) + 0.5

@@ -132,3 +132,100 @@ def test_sample_next_respects_top_k_temperature_and_seed():
     assert again[0] == again[1]
     with pytest.raises(ValueError, match="temperature"):
         sample_next(logits, temperature=0)
+
+
+# --------------------------------------------------------------------------- the BPTT loop and the n-gram baseline
+
+class _TinyCharModel(torch.nn.Module):
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(vocab_size, 8, batch_first=True)
+        self.output = torch.nn.Linear(8, vocab_size)
+        self.incoming = []
+
+    def forward(self, x, states=None):
+        self.incoming.append(states)
+        out, states = self.lstm(x, states)
+        return self.output(out), states
+
+
+def _tiny_blocks():
+    text = "abcabcabdabcabcabd" * 12
+    vocab = char_vocabulary(text)
+    return vocab, sequence_batches(encode_text(text, vocab), 4, 9)
+
+
+def test_train_bptt_detaches_carries_and_learns():
+    from utils.text import train_bptt
+
+    vocab, blocks = _tiny_blocks()
+    torch.manual_seed(0)
+    model = _TinyCharModel(len(vocab))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
+    losses = train_bptt(model, blocks, torch.nn.CrossEntropyLoss(), optimizer, 8, len(vocab), progress=False)
+    assert len(losses) == 8 and losses[-1] < 0.5 * losses[0]
+    per_epoch = len(blocks)
+    for epoch in range(8):
+        first, *rest = model.incoming[epoch * per_epoch:(epoch + 1) * per_epoch]
+        assert first is None, "every epoch starts from zero states"
+        assert all(s is not None and all(t.grad_fn is None for t in s) for s in rest), "states carried, detached"
+
+
+def test_train_bptt_clips_gradients():
+    from utils.text import train_bptt
+
+    vocab, blocks = _tiny_blocks()
+    model = _TinyCharModel(len(vocab))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    norms = []
+    original = optimizer.step
+
+    def step(*args, **kwargs):
+        norms.append(torch.linalg.vector_norm(torch.stack([p.grad.norm() for p in model.parameters()])).item())
+        return original(*args, **kwargs)
+
+    optimizer.step = step
+    train_bptt(model, blocks, torch.nn.CrossEntropyLoss(), optimizer, 1, len(vocab), max_norm=1e-3, progress=False)
+    assert norms and max(norms) <= 1e-3 * 1.001
+
+
+def _brute_force_ngram(train, evaluate, vocab_size, order, alpha=1.0):
+    import math
+    from collections import Counter
+
+    pairs = Counter(tuple(train[i:i + order]) for i in range(len(train) - order + 1))
+    contexts = Counter(tuple(train[i:i + order - 1]) for i in range(len(train) - order + 1))
+    total = 0.0
+    positions = range(order - 1, len(evaluate))
+    for i in positions:
+        context, char = tuple(evaluate[i - order + 1:i]), evaluate[i]
+        p = (pairs[context + (char,)] + alpha) / (contexts[context] + alpha * vocab_size)
+        total -= math.log(p)
+    return total / len(positions)
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_char_ngram_cross_entropy_matches_counting_by_hand(order):
+    from utils.text import char_ngram_cross_entropy
+
+    vocab = char_vocabulary(TEXT)
+    train = encode_text(TEXT, vocab)
+    evaluate = encode_text("the sister was tired of the bank", vocab)
+    got = char_ngram_cross_entropy(train, evaluate, len(vocab), order=order)
+    assert got == pytest.approx(_brute_force_ngram(train.tolist(), evaluate.tolist(), len(vocab), order), rel=1e-9)
+
+
+def test_char_ngram_cross_entropy_limits():
+    import math
+
+    from utils.text import char_ngram_cross_entropy
+
+    repeating = torch.tensor([0, 1, 2] * 300)
+    # a bigram model of a text that always continues the same way is nearly certain
+    assert char_ngram_cross_entropy(repeating, repeating, 10, order=2) < 0.05
+    # contexts never seen in training get the uniform distribution: ln(V)
+    assert char_ngram_cross_entropy(repeating, torch.tensor([5, 5, 5, 5]), 10, order=2) == pytest.approx(math.log(10))
+    with pytest.raises(ValueError, match="positive"):
+        char_ngram_cross_entropy(repeating, repeating, 10, alpha=0)
+    with pytest.raises(ValueError, match="outside"):
+        char_ngram_cross_entropy(repeating, torch.tensor([0, 11]), 10)

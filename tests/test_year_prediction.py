@@ -1,4 +1,4 @@
-"""utils.year_prediction: the splits, the training-only standardisation, the UCI split and the saved file."""
+"""utils.year_prediction: the splits, the training-only scaling, the UCI split and the hand-off to Activity 3."""
 
 from __future__ import annotations
 
@@ -122,53 +122,94 @@ def test_tensors_have_column_targets():
         data.tensors("dev")
 
 
-def test_save_and_load_round_trip(tmp_path):
+@pytest.fixture
+def outputs(tmp_path, monkeypatch):
+    """An empty hand-off folder (``ADL_OUTPUTS_DIR``), as on a fresh clone."""
+    folder = tmp_path / "outputs"
+    monkeypatch.setenv("ADL_OUTPUTS_DIR", str(folder))
+    return folder
+
+
+def test_save_and_load_round_trip(outputs, offline_without_cache):
     data = yp.prepare_year_prediction(1000, frame=_linked_frame())
-    path = yp.save_prepared(data, tmp_path / "deep" / "prepared.npz")
-    again = yp.load_prepared(path)
+    path = yp.save_prepared(data)
+    assert path.parent == outputs / "ch02" and path.name.startswith("year_prediction_prepared_")
+    again = yp.load_prepared(nrows=1000)
     assert again.config == data.config
     for name in ("X_train", "X_val", "X_test", "y_train", "y_val", "y_test", "feature_mean", "feature_std"):
         np.testing.assert_array_equal(getattr(again, name), getattr(data, name))
-    assert not list(path.parent.glob("*.tmp.npz")), "the temporary file was left behind"
+    assert [p.name for p in path.parent.iterdir()] == [path.name], "a temporary file was left behind"
 
 
-def test_load_prepared_reports_missing_and_damaged_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="Activity 2"):
-        yp.load_prepared(tmp_path / "nothing.npz")
-    bad = tmp_path / "bad.npz"
-    bad.write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="not a prepared"):
-        yp.load_prepared(bad)
+def test_quick_and_full_mode_use_separate_files(outputs):
+    assert yp.prepared_path(quick_mode=True) != yp.prepared_path(quick_mode=False)
+    assert yp.prepared_path(quick_mode=True).parent == outputs / "ch02"
 
 
-def test_load_or_prepare_rebuilds_then_reuses_then_rebuilds_for_other_settings(offline_without_cache, tmp_path,
-                                                                               capsys):
-    path = tmp_path / "prepared.npz"
-    first = yp.load_or_prepare(path, nrows=2000)
-    assert "missing" in capsys.readouterr().out and path.is_file()
-    second = yp.load_or_prepare(path, nrows=2000)
-    assert "Loaded" in capsys.readouterr().out
-    np.testing.assert_array_equal(first.X_test, second.X_test)
-    third = yp.load_or_prepare(path, nrows=2000, seed=1)
-    assert "other settings" in capsys.readouterr().out
-    assert third.config["seed"] == 1 and yp.load_prepared(path).config["seed"] == 1
+def test_load_prepared_reports_missing_damaged_and_stale_files(outputs, offline_without_cache):
+    from utils.handoff import HandoffError
+
+    with pytest.raises(HandoffError, match="missing"):
+        yp.load_prepared(nrows=1000)
+    path = yp.prepared_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"not a zip")
+    with pytest.raises(HandoffError, match="damaged"):
+        yp.load_prepared(nrows=1000)
+    yp.save_prepared(yp.prepare_year_prediction(1000, frame=_linked_frame()))
+    with pytest.raises(HandoffError, match="other settings .*seed"):
+        yp.load_prepared(nrows=1000, seed=1)
 
 
-def test_load_or_prepare_replaces_a_damaged_file(offline_without_cache, tmp_path, capsys):
-    path = tmp_path / "prepared.npz"
-    path.write_bytes(b"garbage")
-    data = yp.load_or_prepare(path, nrows=1000)
-    assert "could not be read" in capsys.readouterr().out
+def test_activity3_reads_on_an_empty_outputs_folder(outputs, offline_without_cache, capsys):
+    """Activity 3 run alone on a fresh clone: nothing saved yet, so the data is prepared and saved."""
+    data = yp.load_or_prepare(nrows=2000)
+    out = capsys.readouterr().out
+    assert "Rebuilding the prepared YearPredictionMSD data" in out and "is missing" in out
+    assert data.shapes() == {"train": (1200, 90), "val": (400, 90), "test": (400, 90)}
+    assert yp.prepared_path().is_file()
+    assert str(outputs) not in out, "the note must not print an absolute path"
+    again = yp.load_or_prepare(nrows=2000)
+    assert "Loaded the prepared YearPredictionMSD data" in capsys.readouterr().out
+    np.testing.assert_array_equal(again.X_test, data.X_test)
+
+
+@pytest.mark.parametrize("garbage", [b"garbage", b"PK\x03\x04 half-written zip", b""])
+def test_activity3_rebuilds_a_corrupt_file_with_a_note(outputs, offline_without_cache, capsys, garbage):
+    path = yp.prepared_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(garbage)
+    data = yp.load_or_prepare(nrows=1000)
+    out = capsys.readouterr().out
+    assert "Rebuilding" in out and "damaged" in out
     assert data.shapes()["train"] == (600, 90)
+    assert yp.load_prepared(nrows=1000).shapes() == data.shapes(), "the rebuilt data was not saved"
 
 
-def test_a_stand_in_file_is_not_reused_for_real_data(offline_without_cache, tmp_path, monkeypatch):
-    path = tmp_path / "prepared.npz"
-    yp.load_or_prepare(path, nrows=1000, verbose=False)
+def test_activity3_rebuilds_a_file_with_the_right_stamp_but_wrong_content(outputs, offline_without_cache, capsys):
+    from utils import handoff
+
+    handoff.save(yp.prepared_path(), {"X_train": "not an array"}, yp.prepared_stamp(1000))
+    data = yp.load_or_prepare(nrows=1000)
+    assert "unusable content" in capsys.readouterr().out
+    assert data.shapes()["test"] == (200, 90)
+
+
+def test_load_or_prepare_rebuilds_for_other_settings(outputs, offline_without_cache, capsys):
+    yp.load_or_prepare(nrows=2000)
+    capsys.readouterr()
+    third = yp.load_or_prepare(nrows=2000, seed=1)
+    assert "other settings (seed differ)" in capsys.readouterr().out
+    assert third.config["seed"] == 1 and yp.load_prepared(nrows=2000, seed=1).config["seed"] == 1
+
+
+def test_a_stand_in_file_is_not_reused_for_real_data(outputs, offline_without_cache, monkeypatch):
+    yp.load_or_prepare(nrows=1000, verbose=False)
+    stand_in = yp.load_prepared(nrows=1000)
     monkeypatch.setattr(yp, "year_prediction_source", lambda: "uci")
     calls = []
-    monkeypatch.setattr(yp, "prepare_year_prediction", lambda *a, **k: calls.append(k) or yp.load_prepared(path))
-    yp.load_or_prepare(path, nrows=1000, verbose=False)
+    monkeypatch.setattr(yp, "prepare_year_prediction", lambda *a, **k: calls.append(k) or stand_in)
+    yp.load_or_prepare(nrows=1000, verbose=False)
     assert calls, "a file made from the stand-in was reused although the real data is available"
 
 
@@ -180,10 +221,10 @@ def test_reloading_stand_in_data_announces_it_again(tmp_path, monkeypatch, capsy
     monkeypatch.delenv("ADL_DATA_MIRROR", raising=False)
     monkeypatch.setenv("ADL_DATA_DIR", str(tmp_path / "cache"))
     monkeypatch.setattr(standins, "USED", [])
-    path = tmp_path / "prepared.npz"
-    load_or_prepare(path, nrows=500)
+    monkeypatch.setenv("ADL_OUTPUTS_DIR", str(tmp_path / "outputs"))
+    load_or_prepare(nrows=500)
     capsys.readouterr()
     monkeypatch.setattr(standins, "USED", [])
-    load_or_prepare(path, nrows=500)
+    load_or_prepare(nrows=500)
     assert "OFFLINE STAND-IN" in capsys.readouterr().out
     assert standins.USED == ["YearPredictionMSD"]

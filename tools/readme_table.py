@@ -50,6 +50,11 @@ def table() -> str:
             rows.append(f"| {chapter_title(folder) if first else ''} | "
                         f"[{title(nb)}](chapters/{folder.name}/{nb.name}) | {sol} |")
             first = False
+        # notebooks that exist only as solutions: sections beyond the book, after the chapter's own
+        for extra in sorted(p for p in (ROOT / "solutions" / folder.name).glob("*.ipynb")
+                            if not (folder / p.name).is_file()):
+            link = f"[{title(extra)}](solutions/{folder.name}/{extra.name})"
+            rows.append(f"|  | {link} | solution only (beyond the book) |")
     return "\n".join(rows)
 
 

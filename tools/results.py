@@ -60,23 +60,39 @@ def fmt(value: float | str) -> str:
     return f"{value:.4g}"
 
 
+def practitioner_cell(record: dict) -> str:
+    """``0.83 (TF-IDF + logistic regression) — beats the network``, or empty when none was recorded."""
+    other = record.get("practitioner")
+    if other is None:
+        return ""
+    value, higher = record["value"], record["higher_is_better"]
+    if (other > value) if higher else (other < value):
+        verdict = "**beats the network**"
+    elif other == value:
+        verdict = "ties with the network"
+    else:
+        verdict = "the network beats it"
+    return f"{fmt(other)} ({fmt(record.get('practitioner_name') or 'unnamed')}) — {verdict}"
+
+
 def table(note: str = "") -> str:
     full, quick = load("full"), load("quick")
     lines = ["# Results", "",
              "Figures recorded by the notebooks themselves (`utils.record_result`) in **full mode** (the book's",
-             "configuration), next to the book's figure and the trivial baseline. Regenerate with `make results`.",
+             "configuration), next to the book's figure, the trivial baseline and, where one applies, the practitioner",
+             "baseline: the model a practitioner would try first on the same split. Regenerate with `make results`.",
              "Rows not yet run in full mode say so; the quick-mode (CI) figure is shown only as a smoke test.", "",
              *([note, ""] if note else []),
-             "| notebook | book | this course (full mode) | trivial baseline | wall time | device "
-             "| stand-ins used |",
-             "|---|---|---|---|---|---|---|"]
+             "| notebook | book | this course (full mode) | trivial baseline | practitioner baseline | wall time "
+             "| device | stand-ins used |",
+             "|---|---|---|---|---|---|---|---|"]
     for result_id, (path, book) in recorded_notebooks().items():
         link = f"[{result_id}]({path.relative_to(ROOT).as_posix()})"
         record = full.get(result_id)
         if record is None:
             q = quick.get(result_id)
             smoke = f" (quick-mode smoke test: {q['metric']} {fmt(q['value'])})" if q else ""
-            lines.append(f"| {link} | {book} | not yet run in full mode{smoke} | | | | |")
+            lines.append(f"| {link} | {book} | not yet run in full mode{smoke} | | | | | |")
             continue
         extra = ", ".join(f"{k} {fmt(v)}" for k, v in record["extra"].items())
         figure = f"{record['metric']} **{fmt(record['value'])}**" + (f" ({extra})" if extra else "")
@@ -86,8 +102,8 @@ def table(note: str = "") -> str:
             standins = ", ".join(record["standins"]) or "none"
         else:  # records written before stand-ins were tracked
             standins = "not recorded" if can_use_standin(path) else "none"
-        lines.append(f"| {link} | {book} | {figure} | {fmt(record['baseline'])} | {wall} | "
-                     f"{record['device_name']} ({record['device']}) | {standins} |")
+        lines.append(f"| {link} | {book} | {figure} | {fmt(record['baseline'])} | {practitioner_cell(record)} | "
+                     f"{wall} | {record['device_name']} ({record['device']}) | {standins} |")
     lines += ["", "A stand-in is used only with `ADL_OFFLINE=1`: YearPredictionMSD replaced by the project's synthetic",
               "sample, VGG-19 by random weights. Those rows are not comparable with the book's figures."]
     return "\n".join(lines) + "\n"
@@ -97,6 +113,7 @@ def run(notebooks: list[str]) -> None:
     out = ROOT / "results" / "executed"
     out.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "ADL_QUICK"}
+    env.setdefault("ADL_PLAIN_PROGRESS", "1")  # text progress bars in the saved copies
     for nb in notebooks:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",

@@ -12,8 +12,11 @@ The package is small on purpose: open any function a notebook calls and read it.
 * :mod:`utils.check_env` ``python -m utils.check_env``: versions, device and cached datasets
 
 Chapter helpers, imported by module (``from utils.cifar import CifarBatches``):
-:mod:`utils.year_prediction` (Ch. 2), :mod:`utils.credit` (Ch. 3), :mod:`utils.cifar` (Ch. 4),
-:mod:`utils.style` (Ch. 5), :mod:`utils.text` (Ch. 6).
+:mod:`utils.year_prediction` (Ch. 2), :mod:`utils.credit_data`, :mod:`utils.credit_model` and
+:mod:`utils.ch03_handoffs` (Ch. 3), :mod:`utils.cifar` (Ch. 4), :mod:`utils.style` (Ch. 5), :mod:`utils.text` (Ch. 6).
+
+Shared plumbing: :mod:`utils.handoff` (files one notebook leaves for a later one, rebuilt when missing or
+damaged), :mod:`utils.progress` (progress bars), :mod:`utils.checks` (the activities' check-your-work cells).
 """
 
 from .data import (

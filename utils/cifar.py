@@ -145,19 +145,94 @@ def random_grayscale(images: torch.Tensor, p: float = 0.1,
     return out
 
 
+def random_crop(images: torch.Tensor, padding: int = 4, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Pad each image of an (N, C, H, W) batch with ``padding`` zero pixels on every side, then cut out a
+    random H x W window, independently per image: torchvision's ``RandomCrop((H, W), padding=padding)``.
+
+    Each image moves by up to ``padding`` pixels in each direction, with black (0) filling the edge it
+    uncovers. The offsets are drawn on the CPU with ``generator``; ``padding=0`` returns a copy.
+    """
+    if images.dim() != 4:
+        raise ValueError(f"expected a batch (N, C, H, W), got shape {tuple(images.shape)}")
+    if padding < 0:
+        raise ValueError(f"padding must be at least 0, got {padding}")
+    if padding == 0:
+        return images.clone()
+    n, c, h, w = images.shape
+    padded = torch.nn.functional.pad(images, (padding, padding, padding, padding))
+    top = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
+    left = torch.randint(0, 2 * padding + 1, (n,), generator=generator).to(images.device)
+    rows = (top[:, None] + torch.arange(h, device=images.device))[:, None, :, None]     # (N, 1, H, 1)
+    cols = (left[:, None] + torch.arange(w, device=images.device))[:, None, None, :]    # (N, 1, 1, W)
+    batch = torch.arange(n, device=images.device)[:, None, None, None]
+    channel = torch.arange(c, device=images.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
 @dataclass(frozen=True)
 class BatchAugmentation:
-    """The book's training augmentations, applied to a uint8 batch: flip (``flip_p``), then grey (``grayscale_p``).
+    """Training augmentations for a uint8 batch: crop (``crop_padding``), flip (``flip_p``), grey (``grayscale_p``).
 
-    The batch counterpart of ``Compose([RandomHorizontalFlip(flip_p), RandomGrayscale(grayscale_p)])``.
+    With the default ``crop_padding=0`` this is the book's
+    ``Compose([RandomHorizontalFlip(flip_p), RandomGrayscale(grayscale_p)])``; a positive
+    ``crop_padding`` first applies :func:`random_crop` (``RandomCrop(32, padding=crop_padding)``).
     """
 
     flip_p: float = 0.5
     grayscale_p: float = 0.1
+    crop_padding: int = 0
 
     def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.crop_padding:
+            images = random_crop(images, self.crop_padding, generator)
         images = random_horizontal_flip(images, self.flip_p, generator)
         return random_grayscale(images, self.grayscale_p, generator)
+
+
+# --------------------------------------------------------------------------- mixed precision
+
+def mixed_precision_dtype(device: torch.device | str) -> torch.dtype | None:
+    """The reduced precision worth using for ``device``'s forward passes, or ``None`` where none pays off.
+
+    ``torch.bfloat16`` on a CPU with native bfloat16 instructions (AVX-512 BF16 or AMX; elsewhere
+    PyTorch emulates bfloat16 and it is slower than float32) and on a CUDA GPU that supports it;
+    ``None`` on other CPUs, older GPUs and Apple MPS. bfloat16 keeps float32's range, so unlike
+    float16 it needs no gradient scaling.
+    """
+    device = torch.device(device)
+    if device.type == "cpu":
+        cpu = torch.cpu
+        native = any(getattr(cpu, name, lambda: False)() for name in
+                     ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+        return torch.bfloat16 if native else None
+    if device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+class Autocast(torch.nn.Module):
+    """Wraps a model so that its forward pass runs under ``torch.autocast`` and returns float32.
+
+    Convolutions and matrix products then compute in ``dtype`` (e.g. bfloat16: half the bytes, and
+    on CPUs with AVX-512 BF16 about twice the arithmetic per instruction), while autocast keeps
+    reductions such as the softmax in float32. Backward follows the same precisions. The result is
+    cast back to float32, so losses, metrics, :func:`utils.fit`, ``evaluate`` and ``predict`` work
+    unchanged. ``dtype=None`` turns autocast off (a plain pass-through). The wrapped network is
+    ``.model``; save ``wrapper.model.state_dict()`` to keep the usual parameter names.
+    """
+
+    def __init__(self, model: torch.nn.Module, device: torch.device | str, dtype: torch.dtype | None):
+        super().__init__()
+        self.model, self.device_type, self.dtype = model, torch.device(device).type, dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dtype is None:
+            return self.model(x)
+        with torch.autocast(self.device_type, dtype=self.dtype):
+            return self.model(x).float()
+
+    def extra_repr(self) -> str:
+        return f"device_type={self.device_type!r}, dtype={self.dtype}"
 
 
 # --------------------------------------------------------------------------- batches

@@ -2,10 +2,12 @@
 
 ``fetch(name)`` returns a local path to a registered file. It looks, in order:
 
-1. in the cache (``datasets/`` or ``images/`` in the project, or ``$ADL_DATA_DIR``);
-   a cached file is re-checked against its sha256 and replaced if it does not match;
-2. in ``$ADL_DATA_MIRROR`` when that is set (a local folder laid out like the upstream files);
-3. on the internet, unless ``ADL_OFFLINE=1``.
+1. in ``$ADL_DATA_MIRROR`` when that is set (a local folder laid out like the upstream files),
+   copied once into the cache;
+2. in the cache (``datasets/`` or ``images/`` in the project, or ``$ADL_DATA_DIR``): the upstream
+   file, or a mirror copy cached by an earlier run (``mirror-<name>`` where it differs from
+   upstream). A cached file is re-checked against its sha256; one that fails is never used;
+3. on the internet, unless ``ADL_OFFLINE=1`` (a cached file that failed its check is replaced).
 
 Downloads go through `pooch <https://www.fatiando.org/pooch>`_: a progress bar, a sha256
 check where the upstream hash is known, and an atomic move into the cache, so a truncated
@@ -18,8 +20,10 @@ import logging
 import os
 import shutil
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 from urllib.request import url2pathname
 
@@ -33,6 +37,8 @@ from .runtime import is_offline
 pooch.get_logger().setLevel(logging.WARNING)  # we print our own, clearer messages
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CIFAR10_DECODED = "cifar10-mirror.npz"  # the mirror's JPEGs decoded once into uint8 arrays
+T = TypeVar("T")
 
 
 class DatasetUnavailableError(RuntimeError):
@@ -164,6 +170,28 @@ def _retrieve(url: str, known_hash: str | None, fname: str, path: Path, from_mir
     return Path(result)
 
 
+def cached_copies(name: str) -> tuple[Path | None, list[Path]]:
+    """The cached copy of ``name`` that passes its check, and the cached copies that failed it.
+
+    A file copied from the mirror that differs from upstream is cached as ``mirror-<file name>``
+    and checked against ``mirror_sha256``; the upstream file is checked against ``sha256``
+    (files without a known hash pass, and are checked by schema when loaded).
+    """
+    entry = REGISTRY[name]
+    folder = cache_dir(entry.kind)
+    candidates = [(folder / entry.filename, entry.sha256)]
+    if entry.mirror_sha256 is not None:
+        candidates.append((folder / f"mirror-{entry.filename}", entry.mirror_sha256))
+    failed = []
+    for path, sha in candidates:
+        if not path.is_file():
+            continue
+        if sha is None or pooch.file_hash(str(path)) == sha:
+            return path, failed
+        failed.append(path)
+    return None, failed
+
+
 def fetch(name: str) -> Path:
     """Return a local, checksum-verified path to the registered file ``name`` (see ``REGISTRY``)."""
     if name not in REGISTRY:
@@ -183,12 +211,19 @@ def fetch(name: str) -> Path:
         # passes for the upstream file.
         fname = entry.filename if entry.mirror_sha256 is None else f"mirror-{entry.filename}"
         return _retrieve(source.as_uri(), entry.mirror_sha256 or entry.sha256, fname, target, True)
-    cached = target / entry.filename
+    good, failed = cached_copies(name)
+    if good is not None:
+        return good
     if is_offline():
-        if cached.is_file() and (entry.sha256 is None or pooch.file_hash(str(cached)) == entry.sha256):
-            return cached
+        if failed:
+            raise DatasetUnavailableError(
+                f"ADL_OFFLINE=1 and the cached {', '.join(str(p) for p in failed)} failed its sha256 check "
+                "(truncated or corrupt), so it was not used. Set ADL_DATA_MIRROR to a folder that has "
+                f"{entry.filename}, or go online and unset ADL_OFFLINE: the bad copy is then replaced "
+                f"from {entry.url}."
+            )
         raise DatasetUnavailableError(
-            f"ADL_OFFLINE=1 and {entry.filename} is not in the cache ({cached}). "
+            f"ADL_OFFLINE=1 and {entry.filename} is not in the cache ({target / entry.filename}). "
             f"Download it from {entry.url} or set ADL_DATA_MIRROR to a folder that has it."
         )
     return _retrieve(entry.url, entry.sha256, entry.filename, target, False)
@@ -198,9 +233,42 @@ def is_cached(name: str) -> bool:
     """Whether ``name`` is already in the cache (upstream or mirror copy)."""
     entry = REGISTRY[name]
     folder = cache_dir(entry.kind)
-    if name == "cifar10_jpg" and (folder / "cifar10" / "cifar-10-batches-py").is_dir():
-        return True  # torchvision's own copy of the original archive
+    if name == "cifar10_jpg" and ((folder / "cifar10" / "cifar-10-batches-py").is_dir()
+                                  or (folder / CIFAR10_DECODED).is_file()):
+        return True  # torchvision's own copy of the original archive, or the decoded mirror copy
     return (folder / entry.filename).is_file() or (folder / f"mirror-{entry.filename}").is_file()
+
+
+# Errors that mean a file is not what its name says (truncated, damaged, another format).
+_UNREADABLE = (zipfile.BadZipFile, EOFError, UnicodeDecodeError, pd.errors.ParserError)
+
+
+def _read_fetched(name: str, reader: Callable[[Path], T], unreadable: tuple[type[BaseException], ...] = ()) -> T:
+    """``reader(fetch(name))``; a cached file that cannot be read is removed and fetched once more.
+
+    This matters for files without a known hash (the upstream credit workbook, YearPredictionMSD):
+    a download cut short passes no checksum, so it is caught here, when it fails to parse.
+    """
+    errors = _UNREADABLE + unreadable
+    path = fetch(name)
+    try:
+        return reader(path)
+    except errors as err:
+        print(f"Note: the cached {path.name} cannot be read ({type(err).__name__}: {err}); "
+              "it is corrupt or incomplete, so it was removed and is fetched again.")
+        path.unlink(missing_ok=True)
+    try:
+        path = fetch(name)
+    except DatasetUnavailableError as err:
+        raise DatasetUnavailableError(f"{REGISTRY[name].filename} was corrupt and has been removed. {err}") from err
+    try:
+        return reader(path)
+    except errors as err:
+        raise DatasetUnavailableError(
+            f"{path.name}, fetched again, still cannot be read ({type(err).__name__}: {err}): the source "
+            f"copy itself is damaged. Download it yourself from {REGISTRY[name].url} into a folder and set "
+            "ADL_DATA_MIRROR to that folder."
+        ) from err
 
 
 # --------------------------------------------------------------------------- validation
@@ -238,10 +306,13 @@ def load_credit_default() -> pd.DataFrame:
     """
     import xlrd
 
-    with open(os.devnull, "w") as quiet:  # xlrd prints file-size notes about some .xls files
-        book = xlrd.open_workbook(str(fetch("credit_default")), logfile=quiet, on_demand=True)
-    sheet = book.sheet_by_index(0)
-    rows = [sheet.row_values(i) for i in range(1, sheet.nrows)]  # skiprows=1: drop the X1..X23 row
+    def read_rows(path: Path) -> list[list]:
+        with open(os.devnull, "w") as quiet:  # xlrd prints file-size notes about some .xls files
+            book = xlrd.open_workbook(str(path), logfile=quiet, on_demand=True)
+        sheet = book.sheet_by_index(0)
+        return [sheet.row_values(i) for i in range(1, sheet.nrows)]  # skiprows=1: drop the X1..X23 row
+
+    rows = _read_fetched("credit_default", read_rows, (xlrd.XLRDError, AssertionError))
     df = pd.DataFrame(rows[1:], columns=[str(c) for c in rows[0]]).apply(pd.to_numeric)
     df = df.astype({c: "int64" for c in df.columns if (df[c] % 1 == 0).all()})
     return check_frame(df, "default of credit card clients.xls", shape=(30000, 25),
@@ -257,14 +328,13 @@ def load_year_prediction(nrows: int | None = 50_000) -> pd.DataFrame:
     from .standins import announce_standin, synthetic_year_prediction
 
     try:
-        path = fetch("year_prediction")
+        df = _read_fetched("year_prediction", lambda path: pd.read_csv(path, header=None, nrows=nrows))
     except DatasetUnavailableError:
         if not is_offline():
             raise
         announce_standin("YearPredictionMSD", "a synthetic sample generated by utils.standins (same schema: "
                          "year 1922-2011, then 90 float features)")
         return synthetic_year_prediction(nrows or 50_000)
-    df = pd.read_csv(path, header=None, nrows=nrows)
     return check_frame(df, "YearPredictionMSD.txt", shape=(None, 91))
 
 
@@ -330,15 +400,11 @@ def load_image(source: str | os.PathLike[str]) -> Image.Image:
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
-def _decode_cifar_mirror() -> Path:
-    """Decode the mirror's JPEG zip once into ``cifar10-mirror.npz`` (uint8 arrays) and return that path."""
-    decoded = cache_dir() / "cifar10-mirror.npz"
-    if decoded.is_file():
-        return decoded
-    zip_path = fetch("cifar10_jpg")
-    arrays: dict[str, np.ndarray] = {}
+def _decode_cifar_zip(zip_path: Path) -> dict[str, np.ndarray]:
+    """All images and labels of the mirror's JPEG zip as uint8 / int64 arrays, by split."""
     from .progress import progress_bar as tqdm
 
+    arrays: dict[str, np.ndarray] = {}
     with zipfile.ZipFile(zip_path) as archive:
         names = sorted(n for n in archive.namelist() if n.lower().endswith(".jpg"))
         for split in ("train", "test"):
@@ -350,10 +416,42 @@ def _decode_cifar_mirror() -> Path:
                     images[i] = np.asarray(img.convert("RGB"))
                 labels[i] = CIFAR10_CLASSES.index(member.split("/")[-2])
             arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels
+    return arrays
+
+
+def _decode_cifar_mirror() -> Path:
+    """Decode the mirror's JPEG zip once into ``cifar10-mirror.npz`` (uint8 arrays) and return that path."""
+    decoded = cache_dir() / CIFAR10_DECODED
+    if decoded.is_file():
+        return decoded
+    arrays = _read_fetched("cifar10_jpg", _decode_cifar_zip, (KeyError, ValueError, OSError))
     tmp = decoded.with_suffix(".tmp.npz")
     np.savez(tmp, **arrays)
     os.replace(tmp, decoded)  # atomic: never a half-written cache file
     return decoded
+
+
+def _read_cifar_split(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """One split of the decoded cache, checked: uint8 images (N, 32, 32, 3) and N labels in 0-9."""
+    with np.load(path) as arrays:
+        images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[1:] != (32, 32, 3) or len(labels) != len(images):
+        raise ValueError(f"unexpected arrays: images {images.dtype} {images.shape}, {len(labels)} labels")
+    if len(labels) and not (0 <= labels.min() and labels.max() < len(CIFAR10_CLASSES)):
+        raise ValueError("labels outside 0-9")
+    return images, labels
+
+
+def _cifar_mirror_split(split: str) -> tuple[np.ndarray, np.ndarray]:
+    """A split of the mirror's CIFAR-10; a corrupt or half-written decoded cache is rebuilt with a note."""
+    path = _decode_cifar_mirror()
+    try:
+        return _read_cifar_split(path, split)
+    except (zipfile.BadZipFile, EOFError, OSError, KeyError, ValueError) as err:
+        print(f"Note: the decoded CIFAR-10 cache {path.name} is corrupt or incomplete ({type(err).__name__}: {err}); "
+              "decoding the JPEG archive again (about a minute).")
+        path.unlink(missing_ok=True)
+    return _read_cifar_split(_decode_cifar_mirror(), split)
 
 
 class CIFAR10Arrays:
@@ -382,17 +480,20 @@ class CIFAR10Arrays:
 def load_cifar10(train: bool = True, transform=None, target_transform=None):
     """CIFAR-10 as a dataset of (image, label): 50,000 training or 10,000 test images, 10 classes.
 
-    With ``ADL_DATA_MIRROR`` set, the mirror's JPEG copy is used (decoded once and cached);
-    otherwise torchvision downloads and verifies the original archive into the cache.
+    With ``ADL_DATA_MIRROR`` set, the mirror's JPEG copy is used (decoded once and cached; a
+    corrupt decoded cache is rebuilt). Without it, torchvision's copy of the original archive is
+    used, or else a mirror copy cached by an earlier run; failing both, torchvision downloads and
+    verifies the original archive into the cache.
     """
     import torchvision
 
     split = "train" if train else "test"
-    if mirror_dir() is not None:
-        with np.load(_decode_cifar_mirror()) as arrays:
-            data, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        return CIFAR10Arrays(data, labels.tolist(), transform, target_transform)
     root = cache_dir() / "cifar10"
+    torchvision_copy = (root / "cifar-10-batches-py").is_dir()
+    mirror_copy = (cache_dir() / CIFAR10_DECODED).is_file() or cached_copies("cifar10_jpg")[0] is not None
+    if mirror_dir() is not None or (not torchvision_copy and mirror_copy):
+        data, labels = _cifar_mirror_split(split)
+        return CIFAR10Arrays(data, labels.tolist(), transform, target_transform)
     if is_offline() and not (root / "cifar-10-batches-py").is_dir():
         raise DatasetUnavailableError(
             f"ADL_OFFLINE=1 and CIFAR-10 is not cached in {root}; set ADL_DATA_MIRROR to a folder "

@@ -1,9 +1,10 @@
 """Record a notebook's key figures, so runs can be compared with the book and checked in CI.
 
 Each call writes ``results/<mode>/<notebook>.json`` (the folder is ignored by git), where
-``<mode>`` is ``quick`` or ``full``. ``tests/test_learning.py`` reads the quick-mode files
+``<mode>`` is ``quick`` or ``full``. ``tests/test_notebooks.py`` reads the quick-mode files
 CI produced and checks that every training notebook beat its trivial baseline;
-``python -m utils.report`` turns the full-mode files into ``RESULTS.md``.
+``tools/results.py`` (``make results``) turns the full-mode files into ``RESULTS.md``, with the
+practitioner baseline (what a practitioner would try first on the same split) next to it.
 """
 
 from __future__ import annotations
@@ -36,18 +37,33 @@ def results_dir(mode: str | None = None) -> Path:
     return base / (mode or ("quick" if is_quick() else "full"))
 
 
+def beats(value: float, other: float, higher_is_better: bool) -> bool:
+    """Whether ``value`` is strictly better than ``other``."""
+    return value > other if higher_is_better else value < other
+
+
 def record_result(notebook: str, *, metric: str, value: float, baseline: float, higher_is_better: bool,
-                  book: str | None = None, **extra: float | str) -> Path:
+                  book: str | None = None, practitioner: float | None = None,
+                  practitioner_name: str | None = None, **extra: float | str) -> Path:
     """Save the notebook's main figure next to its trivial baseline, plus any extra figures.
 
     ``baseline`` is what doing nothing clever achieves (chance accuracy, the mean predictor's
     error, the loss before training). ``book`` is the figure the book states, as text.
+    ``practitioner`` is the same metric for the model a practitioner would try first on the same
+    split (e.g. gradient boosting for a table), named by ``practitioner_name``; the network may
+    lose to it, and the results table says so.
     """
     if not math.isfinite(value):
         raise ValueError(f"{notebook}: {metric} is {value}, so training diverged")
+    if practitioner is not None and not practitioner_name:
+        raise ValueError(f"{notebook}: name the practitioner baseline, e.g. practitioner_name=\"gradient boosting\"")
+    if practitioner is not None and not math.isfinite(practitioner):
+        raise ValueError(f"{notebook}: the practitioner baseline {practitioner_name} is {practitioner}")
     record = {
         "notebook": notebook, "metric": metric, "value": float(value), "baseline": float(baseline),
         "higher_is_better": higher_is_better, "book": book,
+        "practitioner": None if practitioner is None else float(practitioner),
+        "practitioner_name": practitioner_name if practitioner is not None else None,
         "extra": {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in extra.items()},
         "mode": "quick" if is_quick() else "full", "offline": is_offline(), "standins": list(standins.USED),
         "device": str(get_device()), "device_name": _device_name(),
@@ -56,10 +72,16 @@ def record_result(notebook: str, *, metric: str, value: float, baseline: float, 
     }
     path = results_dir() / (notebook.replace("/", "__") + ".json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=2))
-    better = value > baseline if higher_is_better else value < baseline
-    print(f"{notebook}: {metric} = {value:.4g} (trivial baseline {baseline:.4g}; "
-          f"{'better' if better else 'NOT better'} than baseline)")
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, path)  # a reader never sees half a record
+    line = (f"{notebook}: {metric} = {value:.4g} (trivial baseline {baseline:.4g}; "
+            f"{'better' if beats(value, baseline, higher_is_better) else 'NOT better'} than baseline)")
+    if practitioner is not None:
+        verdict = ("the network beats it" if beats(value, practitioner, higher_is_better)
+                   else "it beats the network" if beats(practitioner, value, higher_is_better) else "a tie")
+        line += f"; practitioner baseline {practitioner:.4g} ({practitioner_name}): {verdict}"
+    print(line)
     return path
 
 

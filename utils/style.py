@@ -30,10 +30,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 from torchvision import transforms
-from .progress import progress_bar as tqdm
 
 from .data import PROJECT_ROOT, load_image
 from .plots import tensor_to_image
+from .progress import progress_bar as tqdm
 from .standins import vgg19_features
 
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)

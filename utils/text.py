@@ -1,4 +1,5 @@
-"""Text helpers for Chapter 6: vocabularies, encoding, one-hot batches, padding and sampling.
+"""Text helpers for Chapter 6: vocabularies, encoding, one-hot batches, padding, sampling,
+the truncated-backpropagation training loop of Activity 12 and a character n-gram baseline.
 
 Two kinds of vocabulary are used:
 
@@ -16,9 +17,13 @@ import string
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
+
+from .progress import progress_bar
 
 PAD = "<pad>"
 UNKNOWN = "<unk>"
@@ -143,6 +148,84 @@ def sample_next(logits: torch.Tensor, top_k: int = 5, temperature: float = 1.0,
     probabilities = torch.softmax(values / temperature, dim=0)
     choice = torch.multinomial(probabilities, 1, generator=generator)
     return int(candidates[choice].item())
+
+
+def detach_states(states: Any) -> Any:
+    """``states`` cut off from their history: a tensor, a tuple of tensors (an LSTM's), or ``None``."""
+    if states is None:
+        return None
+    if isinstance(states, torch.Tensor):
+        return states.detach()
+    return tuple(s.detach() for s in states)
+
+
+def train_bptt(model: nn.Module, blocks: Sequence[tuple[torch.Tensor, torch.Tensor]], loss_fn: Any,
+               optimizer: torch.optim.Optimizer, epochs: int, vocab_size: int, max_norm: float = 5.0,
+               progress: bool = True) -> list[float]:
+    """Train a stateful character model with truncated backpropagation through time; the loop of Activity 12.
+
+    ``model(x_onehot, states)`` returns ``(logits, states)`` with logits of shape ``(batch, seq, vocab)``;
+    ``blocks`` come from :func:`sequence_batches`, so row ``r`` of block ``k + 1`` continues row ``r`` of
+    block ``k``. Every epoch starts from zero states (``None``); before each block the states are
+    **detached** (their values carry over, their gradients stop at the block boundary), and the
+    gradients are clipped to a total norm of ``max_norm`` before each step. Returns the mean loss per
+    character of every epoch (each block's loss weighted by its number of targets).
+    """
+    device = next(model.parameters()).device
+    losses: list[float] = []
+    for _ in progress_bar(range(epochs), desc="epochs", disable=not progress):
+        model.train()
+        states, total, seen = None, 0.0, 0
+        for x, y in blocks:
+            x, y = x.to(device), y.to(device)
+            states = detach_states(states)
+            logits, states = model(one_hot(x, vocab_size), states)
+            loss = loss_fn(logits.reshape(-1, vocab_size), y.reshape(-1))
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            optimizer.step()
+            total, seen = total + loss.item() * y.numel(), seen + y.numel()
+        if seen == 0:
+            raise ValueError("no blocks to train on")
+        losses.append(total / seen)
+    return losses
+
+
+def char_ngram_cross_entropy(train: torch.Tensor, evaluate: torch.Tensor, vocab_size: int, order: int = 2,
+                             alpha: float = 1.0) -> float:
+    """Cross-entropy (nats per character) on ``evaluate`` of a character n-gram model counted on ``train``.
+
+    The model predicts each character from the ``order - 1`` characters before it, with add-``alpha``
+    (Laplace, add-one by default) smoothing: P(c | context) = (count(context, c) + alpha) /
+    (count(context) + alpha * vocab_size), so a context never seen in ``train`` gives the uniform
+    ln(vocab_size). ``order=1`` counts characters only; ``order=2`` is a bigram model, ``3`` a trigram.
+    The first ``order - 1`` characters of ``evaluate`` are only used as context.
+    """
+    if order < 1:
+        raise ValueError("order must be at least 1")
+    if alpha <= 0:
+        raise ValueError("alpha must be positive, or unseen pairs get probability 0")
+    for name, codes in (("train", train), ("evaluate", evaluate)):
+        if codes.dim() != 1 or len(codes) < order:
+            raise ValueError(f"{name} must be a 1-D tensor of at least {order} indices")
+        if codes.min() < 0 or codes.max() >= vocab_size:
+            raise ValueError(f"{name} has indices outside 0..{vocab_size - 1}")
+
+    def contexts(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        codes = codes.long().cpu()
+        n = len(codes) - order + 1
+        ids = torch.zeros(n, dtype=torch.long)
+        for i in range(order - 1):
+            ids = ids * vocab_size + codes[i:i + n]
+        return ids, codes[order - 1:]
+
+    context, following = contexts(train)
+    counts = torch.zeros(vocab_size ** (order - 1), vocab_size, dtype=torch.float64)
+    counts.index_put_((context, following), torch.ones(len(following), dtype=torch.float64), accumulate=True)
+    probabilities = (counts + alpha) / (counts.sum(dim=1, keepdim=True) + alpha * vocab_size)
+    context, following = contexts(evaluate)
+    return float(-probabilities[context, following].log().mean())
 
 
 # --------------------------------------------------------------------------- words

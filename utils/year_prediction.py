@@ -1,8 +1,10 @@
 """Chapter 2, Activities 2 and 3: YearPredictionMSD prepared for regression.
 
-Activity 2 prepares the data step by step and saves the result with :func:`save_prepared`;
-Activity 3 calls :func:`load_or_prepare`, which reads that file and rebuilds it (with exactly
-the same steps) when it is missing or was made with other settings. The steps:
+Activity 2 has the learner prepare the data step by step, then shows :func:`prepare_year_prediction`
+as "what you just wrote, packaged" and saves its result with :func:`save_prepared`. Activity 3
+calls :func:`load_or_prepare`, which reads that hand-off through :mod:`utils.handoff` (one file
+per mode, stamped with the settings and the data source) and rebuilds it, with exactly the same
+steps and a printed note, when it is missing, damaged or was made with other settings. The steps:
 
 1. read the first ``nrows`` rows (50,000, as the book) with :func:`utils.load_year_prediction`
    (offline, an announced synthetic stand-in with the same schema);
@@ -18,7 +20,6 @@ The years are kept as they are (integers); scaling the target is part of Activit
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .data import PROJECT_ROOT, is_cached, load_year_prediction
+from . import handoff, standins
+from .data import is_cached, load_year_prediction
+from .handoff import handoff_path
 from .runtime import is_offline
 from .standins import announce_standin
 from .tabular import split_train_val_test
@@ -35,10 +38,9 @@ from .tabular import split_train_val_test
 #: UCI's recommended split: the first 463,715 rows are for training, the last 51,630 for testing.
 UCI_TRAIN_ROWS = 463_715
 UCI_TOTAL_ROWS = 515_345
-DEFAULT_PATH = PROJECT_ROOT / "outputs" / "ch02" / "year_prediction_prepared.npz"
 SPLITS = ("random", "uci")
 PARTS = ("train", "val", "test")
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
 
 
 @dataclass
@@ -167,67 +169,88 @@ def _split_two(X: pd.DataFrame, y: pd.Series, share: float, seed: int):
     return train_test_split(X, y, test_size=share, random_state=seed)
 
 
-# --------------------------------------------------------------------------- saving and loading
+# --------------------------------------------------------------------------- the hand-off to Activity 3
 
-def save_prepared(data: PreparedYearData, path: str | os.PathLike[str] = DEFAULT_PATH) -> Path:
-    """Write ``data`` to ``path`` (``.npz``; folders are created, the write is atomic) and return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    arrays = {name: getattr(data, name) for name in
-              ("X_train", "X_val", "X_test", "y_train", "y_val", "y_test", "feature_mean", "feature_std")}
-    meta = json.dumps({"format": _FORMAT_VERSION, **data.config})
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez(tmp, meta=np.array(meta), **arrays)
-    os.replace(tmp, path)  # a half-written file never takes the place of a good one
-    return path
+_ARRAYS = ("X_train", "X_val", "X_test", "y_train", "y_val", "y_test", "feature_mean", "feature_std")
+WHAT = "the prepared YearPredictionMSD data (activity02_year_prediction_preparation.ipynb)"
 
 
-def load_prepared(path: str | os.PathLike[str] = DEFAULT_PATH) -> PreparedYearData:
-    """Read what :func:`save_prepared` wrote. Raises ``FileNotFoundError`` or ``ValueError`` (unreadable file)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no prepared YearPredictionMSD data at {path}; run Activity 2 or load_or_prepare()")
-    try:
-        with np.load(path, allow_pickle=False) as stored:
-            meta = json.loads(str(stored["meta"]))
-            arrays = {name: stored[name] for name in stored.files if name != "meta"}
-    except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"{path} is not a prepared YearPredictionMSD file ({type(err).__name__}: {err})") from err
-    if meta.pop("format", None) != _FORMAT_VERSION:
-        raise ValueError(f"{path} was written by another version of utils.year_prediction")
-    return PreparedYearData(**arrays, config=meta)
+def prepared_path(quick_mode: bool | None = None) -> Path:
+    """Where Activity 2 leaves its data for Activity 3: ``<outputs>/ch02/year_prediction_prepared_<mode>.pt``."""
+    return handoff_path("ch02", "year_prediction_prepared", quick_mode=quick_mode)
 
 
-def load_or_prepare(path: str | os.PathLike[str] = DEFAULT_PATH, *, nrows: int = 50_000, split: str = "random",
-                    val: float = 0.2, test: float = 0.2, seed: int = 0, verbose: bool = True) -> PreparedYearData:
-    """Activity 2's prepared data: read from ``path`` when it matches these settings, else rebuilt and saved.
+def prepared_stamp(nrows: int = 50_000, split: str = "random", val: float = 0.2, test: float = 0.2,
+                   seed: int = 0, source: str | None = None) -> dict:
+    """The stamp a hand-off file must carry to be reused: format, settings and data source."""
+    return {"format": _FORMAT_VERSION, "nrows": nrows, "split": split, "val": val, "test": test, "seed": seed,
+            "source": year_prediction_source() if source is None else source}
 
-    A file made from the offline stand-in is not reused once the real data can be had (and the
-    other way round), and a damaged file is rebuilt.
+
+def _payload(data: PreparedYearData) -> dict:
+    return {name: torch.from_numpy(np.ascontiguousarray(getattr(data, name))) for name in _ARRAYS}
+
+
+def _from_payload(payload: dict, config: dict) -> PreparedYearData:
+    missing = [name for name in _ARRAYS if name not in payload]
+    if missing:
+        raise ValueError(f"the hand-off lacks {missing}")
+    return PreparedYearData(**{name: payload[name].numpy() for name in _ARRAYS}, config=dict(config))
+
+
+def save_prepared(data: PreparedYearData, path: str | os.PathLike[str] | None = None) -> Path:
+    """Save ``data`` for Activity 3 (atomic write, stamped with its settings) and return the path.
+
+    The default path is :func:`prepared_path` (one file per mode, under ``$ADL_OUTPUTS_DIR``).
     """
-    wanted = {"nrows": nrows, "split": split, "val": val, "test": test, "seed": seed,
-              "source": year_prediction_source()}
-    path = Path(path)
-    reason = "is missing"
-    if path.is_file():
-        try:
-            data = load_prepared(path)
-        except ValueError as err:
-            reason = f"could not be read ({err})"
-        else:
-            if data.config == wanted:
-                if data.config.get("source") == "stand-in":  # still synthetic data: say so every time
-                    announce_standin("YearPredictionMSD", "the prepared synthetic sample of utils.standins")
-                if verbose:
-                    print(f"Loaded the prepared data from {_shown(path)} ({_describe(data.config)}).")
-                return data
-            reason = f"was made with other settings ({_describe(data.config)})"
+    path = prepared_path() if path is None else Path(path)
+    return handoff.save(path, _payload(data), prepared_stamp(**data.config))
+
+
+def load_prepared(path: str | os.PathLike[str] | None = None, *, nrows: int = 50_000, split: str = "random",
+                  val: float = 0.2, test: float = 0.2, seed: int = 0) -> PreparedYearData:
+    """Read what :func:`save_prepared` wrote with these settings.
+
+    Raises :class:`utils.handoff.HandoffError` when the file is missing, damaged, or was made
+    with other settings or from another data source.
+    """
+    path = prepared_path() if path is None else Path(path)
+    stamp = prepared_stamp(nrows, split, val, test, seed)
+    payload = handoff.load(path, stamp)
+    try:
+        return _from_payload(payload, {k: v for k, v in stamp.items() if k != "format"})
+    except (ValueError, AttributeError, TypeError) as err:
+        raise handoff.HandoffError(path, f"is not a prepared YearPredictionMSD file ({err})") from err
+
+
+def load_or_prepare(path: str | os.PathLike[str] | None = None, *, nrows: int = 50_000, split: str = "random",
+                    val: float = 0.2, test: float = 0.2, seed: int = 0, verbose: bool = True) -> PreparedYearData:
+    """Activity 2's prepared data: read from ``path`` when its stamp matches these settings, else rebuilt and saved.
+
+    Goes through :func:`utils.handoff.load_or_rebuild`: a missing, damaged or stale file (other
+    settings, or made from the offline stand-in once the real data can be had, and the other way
+    round) is rebuilt with :func:`prepare_year_prediction`, with a printed note saying why.
+    """
+    path = prepared_path() if path is None else Path(path)
+    stamp = prepared_stamp(nrows, split, val, test, seed)
+    config = {k: v for k, v in stamp.items() if k != "format"}
+
+    def rebuild() -> dict:
+        return _payload(prepare_year_prediction(nrows, split=split, val=val, test=test, seed=seed))
+
+    payload = handoff.load_or_rebuild(path, stamp, rebuild, what=WHAT, verbose=verbose)
+    try:
+        data = _from_payload(payload, config)
+    except (ValueError, AttributeError, TypeError) as err:  # stamped right but the content is wrong: rebuild
+        if verbose:
+            print(f"Rebuilding {WHAT}, because {handoff.shown(path)} has unusable content ({err}).")
+        data = prepare_year_prediction(nrows, split=split, val=val, test=test, seed=seed)
+        save_prepared(data, path)
+        return data
+    if config["source"] == "stand-in" and "YearPredictionMSD" not in standins.USED:
+        announce_standin("YearPredictionMSD", "the prepared synthetic sample of utils.standins")
     if verbose:
-        print(f"Preparing the data (as Activity 2 does), because {_shown(path)} {reason}.")
-    data = prepare_year_prediction(nrows, split=split, val=val, test=test, seed=seed)
-    save_prepared(data, path)
-    if verbose:
-        print(f"Saved to {_shown(path)} ({_describe(data.config)}).")
+        print(f"Data: {_describe(config)}.")
     return data
 
 
@@ -236,10 +259,3 @@ def _describe(config: dict) -> str:
     rows = f"first {config.get('nrows', 0):,} rows" if config.get("split") == "random" else \
         f"{config.get('nrows', 0):,} rows in UCI's producer-effect split"
     return f"{source}, {rows}, seed {config.get('seed')}"
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(PROJECT_ROOT))
-    except ValueError:
-        return str(path)

@@ -1,8 +1,8 @@
-"""The credit-default classifier as it will be deployed (Activity 6, step 1): write the class here.
+"""The credit-default classifier as it will be deployed (Activity 6): paste your class and loader here.
 
-This file must depend on nothing but PyTorch, so it can be copied next to whatever program serves
-the model. Activity 6 imports it (``import final_model``); after editing it, restart the notebook's
-kernel or call ``importlib.reload(final_model)``.
+In Activity 6 you write ``Classifier`` (step 1) and ``load_checkpoint`` (step 4) in the notebook, where
+the checks can test them. Once they pass, copy both into this file: it must depend on nothing but
+PyTorch, so it can be copied next to whatever program serves the model (``import final_model``).
 
 The worked version is ``solutions/ch03_classification/final_model.py``.
 """
@@ -19,7 +19,7 @@ from torch import nn
 class Classifier(nn.Module):
     """ReLU hidden layers, each followed by dropout, and a ``log_softmax`` output over the classes.
 
-    Use the attribute names of ``utils.credit.MLPClassifier`` (``hidden``: an ``nn.ModuleList`` of
+    Use the attribute names of ``utils.credit_model.MLPClassifier`` (``hidden``: an ``nn.ModuleList`` of
     ``nn.Linear`` layers, ``output``: the last ``nn.Linear``, ``dropout``: an ``nn.Dropout``), so
     the weights trained in Activity 5 can be loaded into this class.
     """
@@ -29,8 +29,8 @@ class Classifier(nn.Module):
         super().__init__()
         self.config = {"input_size": input_size, "hidden_sizes": list(hidden_sizes),
                        "output_size": output_size, "dropout": dropout}
-        # Activity 6, step 1: create self.hidden, self.output and self.dropout here.
+        # Activity 6, step 1: paste your layers here (self.hidden, self.output, self.dropout).
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # Activity 6, step 1: ReLU and dropout after every hidden layer, then log_softmax over dim=1.
-        raise NotImplementedError("Activity 6, step 1: write Classifier.forward in final_model.py")
+        # Activity 6, step 1: paste your forward here.
+        raise NotImplementedError("Activity 6: copy your Classifier from the notebook into final_model.py")

@@ -103,13 +103,14 @@ class Checker:
                               f"running your code for this step raised {type(error).__name__}: {error}")
         return StepResult(self.activity, step, PASSED, message)
 
-    def step(self, step: int, namespace: Namespace | None = None) -> StepResult:
-        """Check ``step`` against the notebook's variables (the caller's globals) and print the verdict."""
+    def step(self, step: int, namespace: Namespace | None = None) -> None:
+        """Check ``step`` against the notebook's variables (the caller's globals) and print the verdict.
+
+        Returns nothing, so a check cell shows the verdict once; use :meth:`run` to get it as a value.
+        """
         if namespace is None:
             namespace = sys._getframe(1).f_globals
-        result = self.run(step, namespace)
-        print(result)
-        return result
+        print(self.run(step, namespace))
 
 
 # --------------------------------------------------------------------------- helpers for step checks
