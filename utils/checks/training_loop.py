@@ -15,6 +15,8 @@ forward pass and optimizer call, and compares its losses with :func:`utils.fit` 
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -170,14 +172,16 @@ def compare_with_fit(train_fn: TrainFunction, make_model: Callable[[], nn.Module
             if isinstance(generator, torch.Generator):
                 generator.manual_seed(seed)
 
-    reseed()
-    model = make_model().to(device)
-    mine = losses_of(train_fn(model, train_loader, val_loader, loss_fn, make_optimizer(model), epochs, device),
-                     epochs)
-    reseed()
-    model = make_model().to(device)
-    history = fit(model, train_loader, loss_fn, make_optimizer(model), epochs, val_batches=val_loader,
-                  device=device, progress=False)
+    quiet = io.StringIO()  # progress bars of either loop would make this cell's output vary from run to run
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        reseed()
+        model = make_model().to(device)
+        mine = losses_of(train_fn(model, train_loader, val_loader, loss_fn, make_optimizer(model), epochs, device),
+                         epochs)
+        reseed()
+        model = make_model().to(device)
+        history = fit(model, train_loader, loss_fn, make_optimizer(model), epochs, val_batches=val_loader,
+                      device=device, progress=False)
     gap = max(abs(a - b) for ours, ref in zip(mine, (history.train_loss, history.val_loss)) for a, b in zip(ours, ref))
     same = gap <= tolerance
     print(f"hand-written loop and utils.fit agree to {tolerance:g} on every epoch's loss: {same}")
