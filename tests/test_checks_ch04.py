@@ -75,7 +75,7 @@ def _setup_ns(loss=None, lr=0.001, epochs=None, other_model=False):
 def test_step2_right_setup_passes_and_typical_mistakes_are_named():
     assert activity07.check.run(2, _setup_ns()).passed
     assert "applies `log_softmax` itself" in status(activity07.check, 2, _setup_ns(loss=nn.CrossEntropyLoss()))[1]
-    assert "the book's is 0.001" in status(activity07.check, 2, _setup_ns(lr=0.01))[1]
+    assert "the book uses 0.001" in status(activity07.check, 2, _setup_ns(lr=0.01))[1]
     assert "does not hold this model's parameters" in status(activity07.check, 2, _setup_ns(other_model=True))[1]
     assert "use `quick(50, 1)`" in status(activity07.check, 2, _setup_ns(epochs=7))[1]
 

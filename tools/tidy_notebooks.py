@@ -148,7 +148,8 @@ def path_rules(root: Path) -> list[tuple[str, str]]:
         mirrors = [project.parent / "shared" / "datasets"] + ([project / mirror] if mirror else [])
         for folder in mirrors:  # project / an absolute mirror is that mirror
             for spelling in {str(folder), str(folder.resolve())}:
-                rules[spelling] = os.path.relpath(folder.resolve(), project.resolve())
+                # lexical, not resolved: a mirror reached through a symbolic link still reads ../shared/datasets
+                rules[spelling] = os.path.relpath(os.path.normpath(folder), os.path.normpath(project))
         rules[str(project)] = "."
     rules[str(Path.home())] = "~"
     return sorted(((p, s) for p, s in rules.items() if p.count("/") > 1 or p.startswith("/root")),

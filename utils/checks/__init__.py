@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 Namespace = Mapping[str, Any]
@@ -135,6 +136,20 @@ def expect(condition: object, message: str) -> None:
 def count_parameters(model: nn.Module) -> int:
     """The number of trainable parameters of ``model``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def expect_optimizer(optimizer: object, model: nn.Module, *, kind: type = torch.optim.Adam, lr: float,
+                     source: str = "the book") -> None:
+    """Raise :class:`Wrong` unless ``optimizer`` is a ``kind`` with learning rate ``lr`` over exactly ``model``'s
+    parameters (``source`` names where the setting comes from, for the message)."""
+    expect(isinstance(optimizer, kind), f"`optimizer` is a {type(optimizer).__name__}; {source} uses "
+                                        f"`torch.optim.{kind.__name__}(model.parameters(), lr={lr:g})`")
+    held = {id(p) for group in optimizer.param_groups for p in group["params"]}  # type: ignore[attr-defined]
+    expect(held == {id(p) for p in model.parameters()},
+           "the optimiser does not hold this model's parameters (was it created for an earlier `model`?): "
+           "create it after the model, from `model.parameters()`, or it updates another network")
+    rate = optimizer.param_groups[0]["lr"]  # type: ignore[attr-defined]
+    expect(close(rate, lr), f"the learning rate is {rate:g}; {source} uses {lr:g}")
 
 
 def close(a: float, b: float, tolerance: float = 1e-6) -> bool:

@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from . import Checker, Namespace, Wrong, close, count_parameters, expect, need
+from . import Checker, Namespace, Wrong, close, count_parameters, expect, expect_optimizer, need
 
 check = Checker("Activity 3")
 
@@ -114,13 +114,7 @@ def _loss_and_optimiser(ns: Namespace) -> str:
     model = need(ns, "model", "step 3")
     expect(isinstance(loss_function, nn.MSELoss),
            f"`loss_function` is {type(loss_function).__name__}; the book uses the mean squared error, nn.MSELoss()")
-    expect(isinstance(optimizer, torch.optim.Adam), f"`optimizer` is {type(optimizer).__name__}; the book uses Adam")
-    owned = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    expect(all(id(p) in owned for p in model.parameters()),
-           "the optimiser does not hold this model's parameters: create it with model.parameters() after "
-           "defining the model, or it updates another network")
-    lr = optimizer.param_groups[0]["lr"]
-    expect(math.isclose(lr, 0.01), f"the learning rate is {lr}; the book uses 0.01")
+    expect_optimizer(optimizer, model, lr=0.01)
     return "MSE loss, and Adam with learning rate 0.01 over the model's parameters"
 
 

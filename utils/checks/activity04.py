@@ -17,7 +17,7 @@ from torch.utils.data import RandomSampler
 from ..ch03_handoffs import activity4_epochs, activity4_figures_path, activity4_stamp
 from ..credit_model import classification_figures
 from ..handoff import HandoffError, load
-from . import Checker, Namespace, Wrong, count_parameters, expect, need
+from . import Checker, Namespace, Wrong, count_parameters, expect, expect_optimizer, need
 from .training_loop import check_training_loop
 
 check = Checker("Activity 4")
@@ -136,13 +136,7 @@ def _training_setup(ns: Namespace) -> str:
            "is `nn.NLLLoss()`")
     expect(isinstance(optimizer, torch.optim.Optimizer),
            f"`optimizer` is a {type(optimizer).__name__}; create `torch.optim.Adam(model.parameters(), lr=0.001)`")
-    held = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    expect(held == {id(p) for p in model.parameters()},
-           "the optimiser does not hold this model's parameters (was it created for an earlier `model`?): "
-           "create it after the model, from `model.parameters()`")
-    expect(isinstance(optimizer, torch.optim.Adam), f"the book uses Adam; `optimizer` is {type(optimizer).__name__}")
-    lr = optimizer.param_groups[0]["lr"]
-    expect(math.isclose(float(lr), 1e-3), f"the learning rate is {lr}; the book uses 0.001")
+    expect_optimizer(optimizer, model, lr=0.001)
     expected_epochs = activity4_epochs()
     expect(epochs == expected_epochs, f"`epochs` is {epochs}; use `quick(50, 5)` (the book's 50, 5 in quick mode: "
                                       f"{expected_epochs} now)")

@@ -15,7 +15,7 @@ from torch import nn
 
 from ..runtime import quick
 from ..training import accuracy, evaluate
-from . import Checker, Namespace, Wrong, close, count_parameters, expect, need
+from . import Checker, Namespace, Wrong, close, count_parameters, expect, expect_optimizer, need
 from .training_loop import check_training_loop, losses_of
 
 check = Checker("Activity 7")
@@ -106,14 +106,7 @@ def check_setup(ns: Namespace, book_epochs: int) -> str:
                     "use `nn.NLLLoss()`, which takes log-probabilities")
     expect(isinstance(loss_function, nn.NLLLoss), f"`loss_function` is {type(loss_function).__name__}; the network "
                                                   "outputs log-probabilities, so the matching loss is `nn.NLLLoss()`")
-    expect(isinstance(optimizer, torch.optim.Adam), f"`optimizer` is {type(optimizer).__name__}; the book uses "
-                                                    "`optim.Adam(model.parameters(), lr=0.001)`")
-    lr = optimizer.param_groups[0]["lr"]
-    expect(close(lr, 0.001), f"the learning rate is {lr:g}; the book's is 0.001")
-    own = {id(p) for p in model.parameters()}
-    given = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    expect(own == given, "the optimizer does not hold this model's parameters: create the optimizer after the model, "
-                         "with `model.parameters()` of the model you will train")
+    expect_optimizer(optimizer, model, lr=0.001)
     expect(epochs == quick(book_epochs, 1), f"`epochs` is {epochs}; use `quick({book_epochs}, 1)`: {book_epochs} "
                                             "as in the book, 1 in quick mode")
     return f"NLLLoss, Adam at lr 0.001 over the model's {count_parameters(model):,} parameters, {epochs} epoch(s)"

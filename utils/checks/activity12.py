@@ -17,6 +17,7 @@ from torch import nn
 from ..runtime import seed_everything
 from ..text import char_vocabulary, encode_text, one_hot, sequence_batches, train_bptt
 from . import Checker, Namespace, Wrong, close, count_parameters, expect, need
+from .training_loop import watch_optimizer
 
 check = Checker("Activity 12")
 
@@ -162,26 +163,6 @@ def _tiny() -> tuple[int, list[tuple[torch.Tensor, torch.Tensor]]]:
     return len(vocab), sequence_batches(encode_text(_TINY_TEXT, vocab), 4, 20)  # 3 equal blocks of (4, 20)
 
 
-def _instrument(optimizer: torch.optim.Optimizer, model: nn.Module, calls: dict[str, Any]) -> None:
-    original_step, original_zero, original_model_zero = optimizer.step, optimizer.zero_grad, model.zero_grad
-
-    def step(*args, **kwargs):
-        grads = [p.grad for p in model.parameters() if p.grad is not None]
-        calls["norms"].append(float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))) if grads else 0.0)
-        calls["step"] += 1
-        return original_step(*args, **kwargs)
-
-    def zero_grad(*args, **kwargs):
-        calls["zero_grad"] += 1
-        return original_zero(*args, **kwargs)
-
-    def model_zero_grad(*args, **kwargs):
-        calls["zero_grad"] += 1
-        return original_model_zero(*args, **kwargs)
-
-    optimizer.step, optimizer.zero_grad, model.zero_grad = step, zero_grad, model_zero_grad  # type: ignore[method-assign]
-
-
 def _epoch_losses(returned: Any, epochs: int) -> list[float]:
     expect(isinstance(returned, (list, tuple)),
            f"`train` returned {type(returned).__name__}; return a list with the mean loss of every epoch")
@@ -202,8 +183,7 @@ def check_bptt_loop(train_fn: Any, epochs: int = 2) -> str:
     seed_everything(0)
     model = _Recorder(vocab_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    calls: dict[str, Any] = {"step": 0, "zero_grad": 0, "norms": []}
-    _instrument(optimizer, model, calls)
+    calls = watch_optimizer(optimizer, model)
     try:
         returned = train_fn(model, blocks, nn.CrossEntropyLoss(), optimizer, epochs, vocab_size, max_norm)
     except RuntimeError as error:

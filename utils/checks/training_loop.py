@@ -50,6 +50,30 @@ class _Watched:
         return len(self.loader)  # type: ignore[arg-type]
 
 
+def watch_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[str, Any]:
+    """Count the calls of ``optimizer.step()`` and of ``zero_grad()`` (the optimiser's or the model's), and record
+    the gradient norm at each step; returns the dict that fills up as the learner's loop runs."""
+    calls: dict[str, Any] = {"step": 0, "zero_grad": 0, "norms": []}
+    original_step, original_zero, original_model_zero = optimizer.step, optimizer.zero_grad, model.zero_grad
+
+    def step(*args, **kwargs):
+        grads = [p.grad.norm() for p in model.parameters() if p.grad is not None]
+        calls["norms"].append(float(torch.linalg.vector_norm(torch.stack(grads))) if grads else 0.0)
+        calls["step"] += 1
+        return original_step(*args, **kwargs)
+
+    def zero_grad(*args, **kwargs):
+        calls["zero_grad"] += 1
+        return original_zero(*args, **kwargs)
+
+    def model_zero_grad(*args, **kwargs):
+        calls["zero_grad"] += 1
+        return original_model_zero(*args, **kwargs)
+
+    optimizer.step, optimizer.zero_grad, model.zero_grad = step, zero_grad, model_zero_grad  # type: ignore[method-assign]
+    return calls
+
+
 def _tiny_problem(seed: int = 0) -> tuple[DataLoader, DataLoader]:
     generator = torch.Generator().manual_seed(seed)
     X = torch.randn(96, 8, generator=generator)
@@ -96,23 +120,7 @@ def check_training_loop(train_fn: TrainFunction, epochs: int = 3, lr: float = 0.
     seed_everything(0)
     model = _tiny_model()
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    calls = {"step": 0, "zero_grad": 0}
-    original_step, original_zero = optimizer.step, optimizer.zero_grad
-    original_model_zero = model.zero_grad
-
-    def step(*args, **kwargs):
-        calls["step"] += 1
-        return original_step(*args, **kwargs)
-
-    def zero_grad(*args, **kwargs):
-        calls["zero_grad"] += 1
-        return original_zero(*args, **kwargs)
-
-    def model_zero_grad(*args, **kwargs):
-        calls["zero_grad"] += 1
-        return original_model_zero(*args, **kwargs)
-
-    optimizer.step, optimizer.zero_grad, model.zero_grad = step, zero_grad, model_zero_grad  # type: ignore[method-assign]
+    calls = watch_optimizer(optimizer, model)
     model.register_forward_hook(lambda module, inputs, output: state["forwards"].append(
         (state["phase"], module.training, torch.is_grad_enabled())))
     returned = train_fn(model, _Watched(train_loader, "train", state), _Watched(val_loader, "val", state),
