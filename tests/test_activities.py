@@ -23,6 +23,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from kernel_env import kernel_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 LEARNER = sorted(p for p in (ROOT / "chapters").rglob("activity*.ipynb") if ".ipynb_checkpoints" not in p.parts)
@@ -78,11 +79,7 @@ def execute(nb, folder: Path):
     from nbclient import NotebookClient
 
     env_backup = dict(os.environ)
-    mirror = os.environ.get("ADL_DATA_MIRROR")
-    if mirror and not Path(mirror).is_absolute():
-        os.environ["ADL_DATA_MIRROR"] = str((ROOT / mirror).resolve())
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    os.environ.setdefault("ADL_PLAIN_PROGRESS", "1")
+    os.environ.update(kernel_environment(env_backup))  # nbclient's kernel inherits this process's environment
     try:
         NotebookClient(nb, timeout=TIMEOUT_S, kernel_name="python3",
                        resources={"metadata": {"path": str(folder)}}).execute()

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
+from kernel_env import kernel_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(p for folder in ("chapters", "solutions") for p in (ROOT / folder).rglob("*.ipynb")
@@ -39,12 +40,7 @@ def test_there_are_notebooks():
 
 @pytest.mark.parametrize("notebook", EXECUTED_BY_NBVAL, ids=[str(p.relative_to(ROOT)) for p in EXECUTED_BY_NBVAL])
 def test_notebook_runs_and_checked_outputs_match(notebook: Path):
-    env = dict(os.environ)
-    mirror = env.get("ADL_DATA_MIRROR")
-    if mirror and not Path(mirror).is_absolute():  # the kernel runs in the notebook's folder
-        env["ADL_DATA_MIRROR"] = str((ROOT / mirror).resolve())
-    env.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
-    env["ADL_PLAIN_PROGRESS"] = "1"  # text progress bars: headless runs cannot draw widgets
+    env = kernel_environment(os.environ)
     command = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
                "-q", "--no-header", f"--nbval-cell-timeout={TIMEOUT_S}", str(notebook)]
     started = time.time()
