@@ -268,3 +268,12 @@ def test_vgg_stand_in_offline_is_announced(monkeypatch, tmp_path, capsys):
     assert "OFFLINE STAND-IN" in capsys.readouterr().out
     assert len(features) == 37
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_missing_image_inside_the_project_is_named_relative_to_it():
+    from utils.data import PROJECT_ROOT, load_image
+
+    with pytest.raises(FileNotFoundError) as err:
+        load_image(PROJECT_ROOT / "chapters" / "no_such_picture.jpg")
+    assert "Image not found: chapters/no_such_picture.jpg." in str(err.value)
+    assert str(PROJECT_ROOT) not in str(err.value)

@@ -37,6 +37,15 @@ from .runtime import is_offline
 pooch.get_logger().setLevel(logging.WARNING)  # we print our own, clearer messages
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def project_relative(path: str | os.PathLike[str]) -> str:
+    """``path`` relative to the project root when it lies inside it (so messages and saved outputs show
+    ``chapters/...``, not this machine's folders); any other path unchanged."""
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
 CIFAR10_DECODED = "cifar10-mirror.npz"  # the mirror's JPEGs decoded once into uint8 arrays
 T = TypeVar("T")
 
@@ -381,8 +390,8 @@ def load_image(source: str | os.PathLike[str]) -> Image.Image:
         path = Path(text).expanduser()
         if not path.is_file():
             raise FileNotFoundError(
-                f"Image not found: {path.resolve()}. Give a path to an existing image file, an http(s) "
-                f"URL, or one of the course images: {', '.join(STYLE_IMAGES)}."
+                f"Image not found: {project_relative(path.resolve())}. Give a path to an existing image file, "
+                f"an http(s) URL, or one of the course images: {', '.join(STYLE_IMAGES)}."
             )
     try:
         with Image.open(path) as img:

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 
-from .data import PROJECT_ROOT
+from .data import PROJECT_ROOT, project_relative
 from .runtime import is_quick
 
 Payload = dict[str, Any]
@@ -63,11 +63,10 @@ def handoff_path(chapter: str, name: str, suffix: str = ".pt", quick_mode: bool 
 
 
 def shown(path: Path) -> str:
-    """``path`` relative to the project root when it is inside it (saved outputs never show a home folder)."""
-    try:
-        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
-    except ValueError:
-        return Path(path).name if Path(path).is_absolute() else str(path)
+    """``path`` relative to the project root when it is inside it, else only its name for an absolute path
+    (hand-off notes end up in saved outputs, which never show a machine's folders)."""
+    text = project_relative(path)
+    return Path(text).name if Path(text).is_absolute() else text
 
 
 def write_atomically(path: Path, write: Callable[[Path], None]) -> Path:
