@@ -121,6 +121,16 @@ def test_absolute_paths_become_relative(monkeypatch: pytest.MonkeyPatch):
     assert tidy_notebooks.relativise("see https://example.com/home/page", []) == "see https://example.com/home/page"
 
 
+def test_a_clone_outside_the_usual_folders_still_has_its_paths_found():
+    # CI may clone the project anywhere (here /srv/ci/main); its own paths are absolute paths too
+    clone = Path("/srv/ci/main")
+    found = tidy_notebooks.absolute_paths(f"saved to {clone}/outputs/x.pt and {clone}\n", root=clone)
+    assert found == [f"{clone}/outputs/x.pt", str(clone)]
+    assert tidy_notebooks.absolute_paths("see https://example.com/srv/ci/main/x", root=clone) == []
+    assert tidy_notebooks.relativise(f"saved to {clone}/outputs/x.pt", tidy_notebooks.path_rules(clone)) \
+        == "saved to outputs/x.pt"
+
+
 def test_learner_activities_lose_every_output_but_solutions_and_exercises_keep_theirs():
     nb = notebook([stream("loss 0.5\n")])
     learner = tidy_notebooks.tidy(nb, LEARNER)

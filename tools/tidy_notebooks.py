@@ -189,10 +189,21 @@ def relativise(text: str, rules: list[tuple[str, str]]) -> str:
     return _outside_ansi(text, fix)
 
 
-def absolute_paths(text: str) -> list[str]:
-    """The absolute paths of this kind of machine (/work, /root, /home, /tmp, /Users ...) in ``text``."""
+def absolute_paths(text: str, root: Path = ROOT) -> list[str]:
+    """The absolute paths in ``text``: any under this project, its mirror or the home folder, wherever
+    the clone lives, and any of the usual kind (/work, /root, /home, /tmp, /Users ...)."""
+    known = [re.compile(r"(?<![\w.~/-])" + re.escape(prefix) + r"(?![\w.-])[^\s'\"()<>,;:]*")
+             for prefix, _ in path_rules(root)]
     found: list[str] = []
-    _outside_ansi(text, lambda piece: found.extend(ABSOLUTE.findall(piece)) or piece)
+
+    def collect(piece: str) -> str:
+        for pattern in known:
+            found.extend(pattern.findall(piece))
+            piece = pattern.sub("", piece)
+        found.extend(ABSOLUTE.findall(piece))
+        return piece
+
+    _outside_ansi(text, collect)
     return found
 
 
