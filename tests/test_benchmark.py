@@ -42,8 +42,8 @@ class SlowBatches:
 
 def test_pipelines_take_turns_and_the_slow_one_is_measured_slower():
     batches = fake_batches()
-    pipelines = {"slow": benchmark.Pipeline(SlowBatches(batches, 0.02), CPU, train=False),
-                 "fast": benchmark.Pipeline(batches, CPU, train=False)}
+    pipelines = {"slow": benchmark.Pipeline(SlowBatches(batches, 0.02), CPU, loop=None),
+                 "fast": benchmark.Pipeline(batches, CPU, loop=None)}
     order = []
     chunks = benchmark.measure(pipelines, batches=5, rounds=3, report=lambda r, latest: order.append((r, *latest)))
     assert order == [(1, "slow", "fast"), (2, "slow", "fast"), (3, "slow", "fast")]
@@ -52,6 +52,21 @@ def test_pipelines_take_turns_and_the_slow_one_is_measured_slower():
     best, median = benchmark.speedups(chunks, "slow")["fast"]
     assert best > 3 and median > 3
     assert benchmark.speedups(chunks, "slow")["slow"] == (1.0, 1.0)
+
+
+def test_the_book_loop_and_the_fit_loop_train_alike():
+    # The two loops differ only in their bookkeeping (per-batch .item() against sums kept on the device):
+    # from the same seed and batches they must reach the same weights, so the benchmark compares like with like.
+    batches = fake_batches()
+    weights = []
+    for loop in ("book", "fit"):
+        pipeline = benchmark.Pipeline(batches, CPU, loop=loop)
+        pipeline.seconds_for(4)
+        weights.append([p.detach() for p in pipeline.model.parameters()])
+    for book, fit in zip(*weights):
+        torch.testing.assert_close(book, fit, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="loop must be"):
+        benchmark.Pipeline(batches, CPU, loop="mine")
 
 
 def test_speedups_use_the_best_and_the_median_chunk():
@@ -66,6 +81,31 @@ def test_a_training_pipeline_trains_its_own_network_epoch_after_epoch():
     assert pipeline.seconds_for(7) > 0  # more batches than one pass holds
     assert all(not torch.equal(a, b.detach()) for a, b in zip(before, pipeline.model.parameters()))
     assert pipeline.model.model.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_relu_after_pooling_is_the_same_network():
+    # ReLU keeps the largest value of each window the largest, so relu(pool(x)) == pool(relu(x)):
+    # same outputs, same gradients for the same weights (ties have probability zero here).
+    book, tuned = benchmark.Activity7CNN(), benchmark.Activity7CNN(relu_after_pool=True)
+    tuned.load_state_dict(book.state_dict())
+    book.eval(), tuned.eval()  # no dropout: the two must agree exactly
+    x = torch.randn(8, 3, 32, 32)
+    target = torch.randint(0, 10, (8,))
+    out_book, out_tuned = book(x), tuned(x)
+    torch.testing.assert_close(out_tuned, out_book, rtol=0, atol=0)
+    torch.nn.functional.nll_loss(out_book, target).backward()
+    torch.nn.functional.nll_loss(out_tuned, target).backward()
+    for (name, a), b in zip(book.named_parameters(), tuned.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, rtol=1e-6, atol=1e-7, msg=name)
+
+
+def test_the_tuned_pipeline_uses_fused_adam_and_trains():
+    pipeline = benchmark.Pipeline(fake_batches(), CPU, channels_last=True, tuned=True)
+    assert pipeline.optimizer.defaults["fused"] is True
+    assert pipeline.model.model.relu_after_pool
+    before = [p.detach().clone() for p in pipeline.model.parameters()]
+    pipeline.seconds_for(3)
+    assert all(not torch.equal(a, b.detach()) for a, b in zip(before, pipeline.model.parameters()))
 
 
 def test_activity7_network_has_the_book_shapes():
@@ -98,7 +138,8 @@ def test_the_command_prints_every_pipeline_and_the_ratio(monkeypatch, capsys, au
     benchmark.main()
     out = capsys.readouterr().out
     assert ("flip 0.5 + grey 0.1" in out) == augment
-    for name in ("book", "fast", "fast + channels_last"):
+    for name in ("book", "fast", "fast + channels_last", "  + fused Adam, ReLU after pooling"):
         assert re.search(rf"^  {re.escape(name)} +[\d.]+ s +[\d.]+ s +[\d.]+x +[\d.]+x$", out, re.M), name
-    assert re.search(r"^training epoch, fast \+ channels_last.*: [\d.]+x as fast as the book's pipeline "
-                     r"\(best chunks; [\d.]+x from the medians\)$", out, re.M)
+    for label in ("as the Chapter 4 solutions train", "fast \\+ channels_last.* \\+ fused Adam, ReLU after pooling"):
+        assert re.search(rf"^training epoch, {label}: [\d.]+x as fast as the book's pipeline "
+                         r"\(best chunks; [\d.]+x from the medians\)$", out, re.M), label
