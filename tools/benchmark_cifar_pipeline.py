@@ -108,7 +108,7 @@ class Pipeline:
     :func:`utils.fit` does. The model is stored ``channels_last`` if asked and its forward pass
     autocast to ``dtype`` (``None``: float32). ``tuned=True`` adds two changes beyond the solutions:
     the network's ReLU after its pooling (see :class:`Activity7CNN`) and Adam's fused implementation,
-    which updates all parameters in one kernel instead of about ten small operations per tensor.
+    which updates all parameters in one fused operation instead of about ten small operations per tensor.
     Two warm-up batches run on construction.
     """
 
