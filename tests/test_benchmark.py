@@ -143,3 +143,12 @@ def test_the_command_prints_every_pipeline_and_the_ratio(monkeypatch, capsys, au
     for label in ("as the Chapter 4 solutions train", "fast \\+ channels_last.* \\+ fused Adam, ReLU after pooling"):
         assert re.search(rf"^training epoch, {label}: [\d.]+x as fast as the book's pipeline "
                          r"\(best chunks; [\d.]+x from the medians\)$", out, re.M), label
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_pipelines_run_on_cuda():
+    batches = fake_batches()
+    cuda = torch.device("cuda")
+    for pipeline in (benchmark.Pipeline(batches, cuda, loop=None), benchmark.Pipeline(batches, cuda, loop="book"),
+                     benchmark.Pipeline(batches, cuda, channels_last=True, dtype=torch.bfloat16, tuned=True)):
+        assert pipeline.seconds_for(4) > 0
