@@ -33,7 +33,7 @@ pipeline measure the pipelines themselves; the median chunk is printed too, as t
 learner on a busy machine would see. The last lines print each training pipeline's speed as a
 multiple of the book's, from the best chunks and from the medians.
 
-Usage (CI's data mirror, about 2 minutes on 2 CPU cores)::
+Usage (CI's data mirror; about a minute on 2 CPU cores)::
 
     ADL_OFFLINE=1 ADL_DATA_MIRROR=../shared/datasets .venv/bin/python tools/benchmark_cifar_pipeline.py
     ... --augment --workers 2 --device cuda --batches 50 --repeats 8
