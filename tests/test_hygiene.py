@@ -121,14 +121,16 @@ def test_absolute_paths_become_relative(monkeypatch: pytest.MonkeyPatch):
     assert tidy_notebooks.relativise("see https://example.com/home/page", []) == "see https://example.com/home/page"
 
 
-def test_a_clone_outside_the_usual_folders_still_has_its_paths_found():
-    # CI may clone the project anywhere (here /srv/ci/main); its own paths are absolute paths too
-    clone = Path("/srv/ci/main")
-    found = tidy_notebooks.absolute_paths(f"saved to {clone}/outputs/x.pt and {clone}\n", root=clone)
-    assert found == [f"{clone}/outputs/x.pt", str(clone)]
-    assert tidy_notebooks.absolute_paths("see https://example.com/srv/ci/main/x", root=clone) == []
-    assert tidy_notebooks.relativise(f"saved to {clone}/outputs/x.pt", tidy_notebooks.path_rules(clone)) \
-        == "saved to outputs/x.pt"
+@pytest.mark.parametrize("clone", ["/srv/ci/main", "/repo"])
+def test_a_clone_outside_the_usual_folders_still_has_its_paths_found(clone):
+    # CI may clone the project anywhere (even /repo); its own paths are absolute paths too
+    rules = tidy_notebooks.path_rules(Path(clone))
+    found = tidy_notebooks.absolute_paths(f"saved to {clone}/outputs/x.pt and {clone}\n", root=Path(clone))
+    assert found == [f"{clone}/outputs/x.pt", clone]
+    url = f"see https://example.com{clone}/x and {clone}x/y"
+    assert tidy_notebooks.absolute_paths(url, root=Path(clone)) == []
+    assert tidy_notebooks.relativise(url, rules) == url
+    assert tidy_notebooks.relativise(f"saved to {clone}/outputs/x.pt in {clone}", rules) == "saved to outputs/x.pt in ."
 
 
 def test_learner_activities_lose_every_output_but_solutions_and_exercises_keep_theirs():

@@ -151,9 +151,8 @@ def path_rules(root: Path) -> list[tuple[str, str]]:
                 # lexical, not resolved: a mirror reached through a symbolic link still reads ../shared/datasets
                 rules[spelling] = os.path.relpath(os.path.normpath(folder), os.path.normpath(project))
         rules[str(project)] = "."
-    rules[str(Path.home())] = "~"
-    return sorted(((p, s) for p, s in rules.items() if p.count("/") > 1 or p.startswith("/root")),
-                  key=lambda rule: -len(rule[0]))
+    rules.setdefault(str(Path.home()), "~")  # a project inside the home folder keeps its own rule
+    return sorted(((p, s) for p, s in rules.items() if p.strip("/")), key=lambda rule: -len(rule[0]))
 
 
 def _generic(match: re.Match) -> str:
@@ -182,8 +181,10 @@ def relativise(text: str, rules: list[tuple[str, str]]) -> str:
     /home, /tmp, /Users (cut at a project folder such as ``outputs/``)."""
     def fix(piece: str) -> str:
         for prefix, short in rules:
-            piece = piece.replace(prefix + "/", "" if short == "." else short + "/")
-            piece = re.sub(re.escape(prefix) + r"(?![\w.-])", lambda _, s=short: s, piece)
+            # only where a path starts (not inside a URL or a longer path), and only whole folder names
+            start = r"(?<![\w.~/-])" + re.escape(prefix)
+            piece = re.sub(start + "/", lambda _, s=short: "" if s == "." else s + "/", piece)
+            piece = re.sub(start + r"(?![\w.-])", lambda _, s=short: s, piece)
         return ABSOLUTE.sub(_generic, piece)
 
     return _outside_ansi(text, fix)
@@ -193,7 +194,7 @@ def absolute_paths(text: str, root: Path = ROOT) -> list[str]:
     """The absolute paths in ``text``: any under this project, its mirror or the home folder, wherever
     the clone lives, and any of the usual kind (/work, /root, /home, /tmp, /Users ...)."""
     known = [re.compile(r"(?<![\w.~/-])" + re.escape(prefix) + r"(?![\w.-])[^\s'\"()<>,;:]*")
-             for prefix, _ in path_rules(root)]
+             for prefix, _ in path_rules(root)]  # (the same rules that relativise() rewrites)
     found: list[str] = []
 
     def collect(piece: str) -> str:
