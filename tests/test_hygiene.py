@@ -117,7 +117,8 @@ def test_absolute_paths_become_relative(monkeypatch: pytest.MonkeyPatch):
     assert outputs[1]["traceback"] == ["File \x1b[0;32mutils/handoff.py\x1b[0m, line 3"]
     assert outputs[2]["data"]["text/html"] == "<p>~/.cache/adl/file.csv</p>"
     for output in outputs:
-        assert not any(tidy_notebooks.absolute_paths(t) for t in tidy_notebooks._output_texts(output))
+        assert not any(tidy_notebooks.absolute_paths(t, tidy_notebooks.path_rules(ROOT))
+                       for t in tidy_notebooks._output_texts(output))
     assert tidy_notebooks.relativise("see https://example.com/home/page", []) == "see https://example.com/home/page"
 
 
@@ -125,10 +126,10 @@ def test_absolute_paths_become_relative(monkeypatch: pytest.MonkeyPatch):
 def test_a_clone_outside_the_usual_folders_still_has_its_paths_found(clone):
     # CI may clone the project anywhere (even /repo); its own paths are absolute paths too
     rules = tidy_notebooks.path_rules(Path(clone))
-    found = tidy_notebooks.absolute_paths(f"saved to {clone}/outputs/x.pt and {clone}\n", root=Path(clone))
+    found = tidy_notebooks.absolute_paths(f"saved to {clone}/outputs/x.pt and {clone}\n", rules)
     assert found == [f"{clone}/outputs/x.pt", clone]
     url = f"see https://example.com{clone}/x and {clone}x/y"
-    assert tidy_notebooks.absolute_paths(url, root=Path(clone)) == []
+    assert tidy_notebooks.absolute_paths(url, rules) == []
     assert tidy_notebooks.relativise(url, rules) == url
     assert tidy_notebooks.relativise(f"saved to {clone}/outputs/x.pt in {clone}", rules) == "saved to outputs/x.pt in ."
 

@@ -190,11 +190,11 @@ def relativise(text: str, rules: list[tuple[str, str]]) -> str:
     return _outside_ansi(text, fix)
 
 
-def absolute_paths(text: str, root: Path = ROOT) -> list[str]:
-    """The absolute paths in ``text``: any under this project, its mirror or the home folder, wherever
-    the clone lives, and any of the usual kind (/work, /root, /home, /tmp, /Users ...)."""
-    known = [re.compile(r"(?<![\w.~/-])" + re.escape(prefix) + r"(?![\w.-])[^\s'\"()<>,;:]*")
-             for prefix, _ in path_rules(root)]  # (the same rules that relativise() rewrites)
+def absolute_paths(text: str, rules: list[tuple[str, str]]) -> list[str]:
+    """The absolute paths in ``text``: any under the prefixes of ``rules`` (:func:`path_rules`: the
+    project, its mirror and the home folder, wherever the clone lives), and any of the usual kind
+    (/work, /root, /home, /tmp, /Users ...)."""
+    known = [re.compile(r"(?<![\w.~/-])" + re.escape(prefix) + r"(?![\w.-])[^\s'\"()<>,;:]*") for prefix, _ in rules]
     found: list[str] = []
 
     def collect(piece: str) -> str:
@@ -309,6 +309,7 @@ def problems(nb: nbformat.NotebookNode, path: Path) -> list[str]:
     if "widgets" in nb.metadata:
         found.append("saved widget state (metadata.widgets)")
     learner = is_learner_activity(path)
+    rules = path_rules(project_root(path))  # once per notebook, as in tidy()
     for i, cell in enumerate(nb.cells):
         where = f"cell {i}"
         if "execution" in cell.metadata:
@@ -325,7 +326,7 @@ def problems(nb: nbformat.NotebookNode, path: Path) -> list[str]:
             for text in _output_texts(output):
                 if any(FROZEN_BAR.search(line) for line in collapse_carriage_returns(text).splitlines()):
                     found.append(f"{where}: a progress bar frozen at 0%")
-                found += [f"{where}: an absolute path in an output: {path}" for path in absolute_paths(text)]
+                found += [f"{where}: an absolute path in an output: {path}" for path in absolute_paths(text, rules)]
     if nb.cells and nb.cells[0].metadata.get("slideshow", {}).get("slide_type") != "slide":
         found.append("the title cell does not start a slide")
     if slides.count_slides(nb) < 2:
