@@ -152,3 +152,16 @@ def test_pipelines_run_on_cuda():
     for pipeline in (benchmark.Pipeline(batches, cuda, loop=None), benchmark.Pipeline(batches, cuda, loop="book"),
                      benchmark.Pipeline(batches, cuda, channels_last=True, dtype=torch.bfloat16, tuned=True)):
         assert pipeline.seconds_for(4) > 0
+
+
+def test_without_native_bfloat16_the_tuned_row_follows_the_solutions_float32_pipeline(monkeypatch, capsys):
+    monkeypatch.setattr(benchmark, "load_cifar10", lambda train, transform: FakeCifar10(transform))
+    monkeypatch.setattr(benchmark, "mixed_precision_dtype", lambda device: None)
+    monkeypatch.setattr(sys, "argv", ["benchmark", "--batches", "2", "--repeats", "1", "--device", "cpu"])
+    benchmark.main()
+    out = capsys.readouterr().out
+    assert "not supported natively here, so not measured" in out and "bfloat16 " not in out
+    assert "the Chapter 4 solutions train as 'fast + channels_last' here" in out
+    summary = out[out.rindex("training: s/epoch"):].splitlines()[1:]
+    names = [re.match(r"^  (.+?) +[\d.]+ s ", line).group(1) for line in summary if re.match(r"^  .+ s ", line)]
+    assert names == ["book", "fast", "fast + channels_last", "  + fused Adam, ReLU after pooling"], names

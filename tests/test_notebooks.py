@@ -42,7 +42,7 @@ def test_there_are_notebooks():
 def test_notebook_runs_and_checked_outputs_match(notebook: Path):
     env = kernel_environment(os.environ)
     command = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
-               "-q", "--no-header", f"--nbval-cell-timeout={TIMEOUT_S}", str(notebook)]
+               "-q", "--no-header", "--tb=short", f"--nbval-cell-timeout={TIMEOUT_S}", str(notebook)]
     started = time.time()
     try:
         result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)

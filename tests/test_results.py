@@ -100,3 +100,26 @@ def test_practitioner_baseline_needs_a_name(tmp_path, monkeypatch):
     monkeypatch.setenv("ADL_RESULTS_DIR", str(tmp_path))
     with pytest.raises(ValueError, match="practitioner_name"):
         record_result("x", metric="acc", value=0.7, baseline=0.5, higher_is_better=True, practitioner=0.8)
+
+
+def test_gpu_records_get_their_own_table_next_to_the_cpu_figure(tmp_path, monkeypatch):
+    tool, root = _results_tool()
+    monkeypatch.setattr(tool, "recorded_notebooks", lambda: {
+        "ch04/cnn": (root / "README.md", "~72%"), "ch04/cpu_only": (root / "README.md", "")})
+    monkeypatch.setenv("ADL_RESULTS_DIR", str(tmp_path))
+    monkeypatch.delenv("ADL_QUICK", raising=False)
+    assert "on a GPU" not in tool.table()  # no GPU records: no GPU section
+    for result_id in ("ch04/cnn", "ch04/cpu_only"):
+        cpu = json.loads(record_result(result_id, metric="test_accuracy", value=0.70, baseline=0.1,
+                                       higher_is_better=True).read_text())
+    (tmp_path / "full" / "ch04__cnn.json").write_text(json.dumps({**cpu, "notebook": "ch04/cnn", "wall_time_s": 300.0}))
+    (tmp_path / "full-gpu").mkdir()
+    gpu = {**cpu, "notebook": "ch04/cnn", "value": 0.71, "wall_time_s": 30.0, "device": "cuda",
+           "device_name": "NVIDIA H200"}
+    (tmp_path / "full-gpu" / "ch04__cnn.json").write_text(json.dumps(gpu))
+    lines = tool.table(gpu_note="One H200.").splitlines()
+    section = lines[lines.index("## Full mode on a GPU"):]
+    assert "One H200." in section
+    row = next(line for line in section if "[ch04/cnn]" in line)
+    assert "**0.71**" in row and "| 0.7 |" in row and "10.0×" in row and "NVIDIA H200 (cuda)" in row
+    assert not any("[ch04/cpu_only]" in line for line in section)  # only notebooks that ran on the GPU

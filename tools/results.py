@@ -5,6 +5,9 @@ Notebooks record their key figures with ``utils.record_result`` into ``results/<
 the executed copies to ``results/executed/`` so the committed notebooks keep their outputs.
 Then the table is rebuilt from every full-mode record. Rows for notebooks never run in full
 mode say so; nothing is estimated.
+
+Full-mode records made on a GPU machine (their ``results/full/*.json`` copied into
+``results/full-gpu/``) get a second table, next to the same notebook's CPU figure and wall time.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ BOOK = re.compile(r"book\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 
 # Code that can bring in an offline stand-in (utils.standins); notebooks without it never use one.
 STANDIN_SOURCES = ("year_prediction", "vgg19")
+GPU_MODE = "full-gpu"  # folder of full-mode records made on a GPU machine (see the module docstring)
 
 
 def can_use_standin(notebook: Path) -> bool:
@@ -75,7 +79,35 @@ def practitioner_cell(record: dict) -> str:
     return f"{fmt(other)} ({fmt(record.get('practitioner_name') or 'unnamed')}) — {verdict}"
 
 
-def table(note: str = "") -> str:
+def wall_time(record: dict) -> str:
+    minutes = record["wall_time_s"] / 60
+    return f"{minutes:.1f} min" if minutes >= 1 else f"{record['wall_time_s']:.0f} s"
+
+
+def gpu_table(note: str = "") -> list[str]:
+    """Lines of the "Full mode on a GPU" section: each ``results/full-gpu/`` record next to the CPU one."""
+    gpu, cpu = load(GPU_MODE), load("full")
+    if not gpu:
+        return []
+    lines = ["", "## Full mode on a GPU", "", *([note, ""] if note else []),
+             "| notebook | on the GPU (full mode) | on the CPU (table above) | wall time, GPU | wall time, CPU "
+             "| CPU time / GPU time | GPU |",
+             "|---|---|---|---|---|---|---|"]
+    for result_id, (path, _) in recorded_notebooks().items():
+        record = gpu.get(result_id)
+        if record is None:
+            continue
+        other = cpu.get(result_id)
+        figure = f"{record['metric']} **{fmt(record['value'])}**"
+        cpu_figure = f"{fmt(other['value'])}" if other else "not run in full mode"
+        ratio = f"{other['wall_time_s'] / record['wall_time_s']:.1f}×" if other else ""
+        lines.append(f"| [{result_id}]({path.relative_to(ROOT).as_posix()}) | {figure} | {cpu_figure} | "
+                     f"{wall_time(record)} | {wall_time(other) if other else ''} | {ratio} | "
+                     f"{record['device_name']} ({record['device']}) |")
+    return lines
+
+
+def table(note: str = "", gpu_note: str = "") -> str:
     full, quick = load("full"), load("quick")
     lines = ["# Results", "",
              "Figures recorded by the notebooks themselves (`utils.record_result`) in **full mode** (the book's",
@@ -96,8 +128,7 @@ def table(note: str = "") -> str:
             continue
         extra = ", ".join(f"{k} {fmt(v)}" for k, v in record["extra"].items())
         figure = f"{record['metric']} **{fmt(record['value'])}**" + (f" ({extra})" if extra else "")
-        minutes = record["wall_time_s"] / 60
-        wall = f"{minutes:.1f} min" if minutes >= 1 else f"{record['wall_time_s']:.0f} s"
+        wall = wall_time(record)
         if "standins" in record:
             standins = ", ".join(record["standins"]) or "none"
         else:  # records written before stand-ins were tracked
@@ -106,6 +137,7 @@ def table(note: str = "") -> str:
                      f"{wall} | {record['device_name']} ({record['device']}) | {standins} |")
     lines += ["", "A stand-in is used only with `ADL_OFFLINE=1`: YearPredictionMSD replaced by the project's synthetic",
               "sample, VGG-19 by random weights. Those rows are not comparable with the book's figures."]
+    lines += gpu_table(gpu_note)
     return "\n".join(lines) + "\n"
 
 
@@ -126,9 +158,10 @@ def main() -> None:
     parser.add_argument("--run", nargs="*", default=[], metavar="NOTEBOOK", help="notebooks to execute in full mode")
     parser.add_argument("--output", type=Path, default=ROOT / "RESULTS.md")
     parser.add_argument("--note", default="", help="a paragraph about the machine and conditions of these runs")
+    parser.add_argument("--gpu-note", default="", help="the same for the GPU runs (results/full-gpu/)")
     args = parser.parse_args()
     run(args.run)
-    args.output.write_text(table(args.note))
+    args.output.write_text(table(args.note, args.gpu_note))
     print(f"wrote {args.output}")
 
 

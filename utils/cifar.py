@@ -28,6 +28,7 @@ The module also has the two evaluation helpers Chapter 4 uses: :func:`confusion_
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -92,11 +93,25 @@ def normalize(images: torch.Tensor, mean: Sequence[float] = BOOK_MEAN,
     """
     if images.dtype != torch.uint8 or images.dim() != 4:
         raise ValueError(f"expected a uint8 batch (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
-    mean_t = torch.as_tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
-    std_t = torch.as_tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    scale, mean_t, std_t = _normalisation_constants(tuple(map(float, mean)), tuple(map(float, std)), images.device)
     if mean_t.shape[1] != images.shape[1] or std_t.shape[1] != images.shape[1]:
         raise ValueError(f"mean/std give {mean_t.shape[1]}/{std_t.shape[1]} channels, images have {images.shape[1]}")
-    return images.float().div_(255).sub_(mean_t).div_(std_t)  # in place on the new float copy
+    return images.float().div_(scale).sub_(mean_t).div_(std_t)  # in place on the new float copy
+
+
+@functools.lru_cache(maxsize=16)
+def _normalisation_constants(mean: tuple[float, ...], std: tuple[float, ...],
+                             device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """255, mean and std as float32 tensors on ``device``, made once per device (no copy per batch).
+
+    255 is a tensor, not a Python number: on CUDA, PyTorch divides by a CPU scalar as a multiplication
+    by its reciprocal, which can differ in the last bit; tensor by tensor it divides exactly, as the CPU
+    does, so batches normalised on the GPU equal those normalised on the CPU.
+    """
+    def column(values: tuple[float, ...]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.float32).view(1, -1, 1, 1).to(device)
+
+    return torch.tensor(255.0).to(device), column(mean), column(std)
 
 
 def to_grayscale(images: torch.Tensor) -> torch.Tensor:
@@ -195,9 +210,13 @@ def mixed_precision_dtype(device: torch.device | str) -> torch.dtype | None:
     """The reduced precision worth using for ``device``'s forward passes, or ``None`` where none pays off.
 
     ``torch.bfloat16`` on a CPU with native bfloat16 instructions (AVX-512 BF16 or AMX; elsewhere
-    PyTorch emulates bfloat16 and it is slower than float32) and on a CUDA GPU that supports it;
-    ``None`` on other CPUs, older GPUs and Apple MPS. bfloat16 keeps float32's range, so unlike
-    float16 it needs no gradient scaling.
+    PyTorch emulates bfloat16 and it is slower than float32); ``None`` on other CPUs, on CUDA GPUs
+    and on Apple MPS. bfloat16 keeps float32's range, so unlike float16 it needs no gradient scaling.
+
+    On a GPU the networks of Chapter 4 are too small for the arithmetic to matter: the time goes to
+    launching kernels, and autocast adds casts. On an NVIDIA H200, a training epoch of Activity 7's
+    network took 1.04 s in bfloat16 against 0.86 s in float32 (best chunks, both ``channels_last``;
+    ``tools/benchmark_cifar_pipeline.py --device cuda``, 2026-11-27), so CUDA trains in float32.
     """
     device = torch.device(device)
     if device.type == "cpu":
@@ -205,8 +224,6 @@ def mixed_precision_dtype(device: torch.device | str) -> torch.dtype | None:
         native = any(getattr(cpu, name, lambda: False)() for name in
                      ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
         return torch.bfloat16 if native else None
-    if device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
     return None
 
 

@@ -68,7 +68,8 @@ def _step1(ns: Namespace) -> str:
                                            "without `augment`")
     if images is not None and val_idx is not None:
         first, _ = _passes(val_batches)
-        expected = normalize(images[val_idx], BOOK_MEAN, BOOK_STD)
+        device = next(iter(val_batches))[0].device  # normalise on the batches' device: the same arithmetic
+        expected = normalize(images[val_idx].to(device), BOOK_MEAN, BOOK_STD).cpu()
         expect(first.shape == expected.shape and torch.equal(first, expected),
                "`val_batches` should hold `images[val_idx]`, normalised, in order and not augmented")
     x, _ = next(iter(train_batches))
