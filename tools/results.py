@@ -84,16 +84,17 @@ def wall_time(record: dict) -> str:
     return f"{minutes:.1f} min" if minutes >= 1 else f"{record['wall_time_s']:.0f} s"
 
 
-def gpu_table(note: str = "") -> list[str]:
-    """Lines of the "Full mode on a GPU" section: each ``results/full-gpu/`` record next to the CPU one."""
-    gpu, cpu = load(GPU_MODE), load("full")
+def gpu_table(recorded: dict[str, tuple[Path, str]], cpu: dict[str, dict], note: str = "") -> list[str]:
+    """Lines of the "Full mode on a GPU" section: each ``results/full-gpu/`` record next to the CPU one
+    (``recorded``: :func:`recorded_notebooks`; ``cpu``: the full-mode records)."""
+    gpu = load(GPU_MODE)
     if not gpu:
         return []
     lines = ["", "## Full mode on a GPU", "", *([note, ""] if note else []),
              "| notebook | on the GPU (full mode) | on the CPU (table above) | wall time, GPU | wall time, CPU "
              "| CPU time / GPU time | GPU |",
              "|---|---|---|---|---|---|---|"]
-    for result_id, (path, _) in recorded_notebooks().items():
+    for result_id, (path, _) in recorded.items():
         record = gpu.get(result_id)
         if record is None:
             continue
@@ -108,7 +109,7 @@ def gpu_table(note: str = "") -> list[str]:
 
 
 def table(note: str = "", gpu_note: str = "") -> str:
-    full, quick = load("full"), load("quick")
+    full, quick, recorded = load("full"), load("quick"), recorded_notebooks()
     lines = ["# Results", "",
              "Figures recorded by the notebooks themselves (`utils.record_result`) in **full mode** (the book's",
              "configuration), next to the book's figure, the trivial baseline and, where one applies, the practitioner",
@@ -118,7 +119,7 @@ def table(note: str = "", gpu_note: str = "") -> str:
              "| notebook | book | this course (full mode) | trivial baseline | practitioner baseline | wall time "
              "| device | stand-ins used |",
              "|---|---|---|---|---|---|---|---|"]
-    for result_id, (path, book) in recorded_notebooks().items():
+    for result_id, (path, book) in recorded.items():
         link = f"[{result_id}]({path.relative_to(ROOT).as_posix()})"
         record = full.get(result_id)
         if record is None:
@@ -137,7 +138,7 @@ def table(note: str = "", gpu_note: str = "") -> str:
                      f"{wall} | {record['device_name']} ({record['device']}) | {standins} |")
     lines += ["", "A stand-in is used only with `ADL_OFFLINE=1`: YearPredictionMSD replaced by the project's synthetic",
               "sample, VGG-19 by random weights. Those rows are not comparable with the book's figures."]
-    lines += gpu_table(gpu_note)
+    lines += gpu_table(recorded, full, gpu_note)
     return "\n".join(lines) + "\n"
 
 
