@@ -156,7 +156,8 @@ def test_pipelines_run_on_cuda():
 
 def test_without_native_bfloat16_the_tuned_row_follows_the_solutions_float32_pipeline(monkeypatch, capsys):
     monkeypatch.setattr(benchmark, "load_cifar10", lambda train, transform: FakeCifar10(transform))
-    monkeypatch.setattr(benchmark, "mixed_precision_dtype", lambda device: None)
+    monkeypatch.setattr(benchmark, "mixed_precision_dtype", lambda device: None)  # a CPU without native bfloat16
+    monkeypatch.setattr(benchmark, "native_bfloat16", lambda device: False)
     monkeypatch.setattr(sys, "argv", ["benchmark", "--batches", "2", "--repeats", "1", "--device", "cpu"])
     benchmark.main()
     out = capsys.readouterr().out

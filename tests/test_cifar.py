@@ -351,6 +351,18 @@ def test_mixed_precision_dtype_follows_the_hardware():
     assert mixed_precision_dtype("cuda") is None  # slower than float32 for these small networks (docstring)
 
 
+def test_native_bfloat16_reports_the_hardware_and_the_solutions_use_it_on_the_cpu_only(monkeypatch):
+    from utils.cifar import mixed_precision_dtype, native_bfloat16
+
+    cpu_native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    assert native_bfloat16("cpu") == cpu_native and not native_bfloat16("mps")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: True)
+    assert native_bfloat16("cuda") and mixed_precision_dtype("cuda") is None  # supported, but not worth it
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    assert not native_bfloat16("cuda")
+
+
 def test_autocast_wrapper_returns_float32_and_trains_like_the_model():
     from utils.cifar import Autocast
 

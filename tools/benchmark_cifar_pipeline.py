@@ -63,6 +63,7 @@ from utils.cifar import (
     CifarBatches,
     as_uint8_tensors,
     mixed_precision_dtype,
+    native_bfloat16,
     train_val_split,
 )
 from utils.training import run_epoch
@@ -210,7 +211,7 @@ def main() -> None:
     # precision (bfloat16 on CPUs that compute it natively; float32 on CUDA, where it is faster for
     # this small network). bfloat16 is measured wherever the hardware has it, to show the difference.
     low = mixed_precision_dtype(device)
-    measured_low = low or (torch.bfloat16 if device.type == "cuda" and torch.cuda.is_bf16_supported() else None)
+    measured_low = torch.bfloat16 if native_bfloat16(device) else None
     low_name = str(measured_low).replace("torch.", "") if measured_low is not None else None
     solutions_channels_last = device.type == "cpu"
     solutions = ("fast + channels_last" + (f" + {low_name}" if low is not None else "")

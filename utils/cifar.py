@@ -206,12 +206,22 @@ class BatchAugmentation:
 
 # --------------------------------------------------------------------------- mixed precision
 
+def native_bfloat16(device: torch.device | str) -> bool:
+    """Whether ``device`` computes bfloat16 natively: a CPU with AVX-512 BF16 or AMX instructions (elsewhere
+    PyTorch emulates it, slower than float32), or a CUDA GPU that supports it. ``False`` on Apple MPS."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return any(getattr(torch.cpu, name, lambda: False)() for name in
+                   ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    return device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
 def mixed_precision_dtype(device: torch.device | str) -> torch.dtype | None:
     """The reduced precision worth using for ``device``'s forward passes, or ``None`` where none pays off.
 
-    ``torch.bfloat16`` on a CPU with native bfloat16 instructions (AVX-512 BF16 or AMX; elsewhere
-    PyTorch emulates bfloat16 and it is slower than float32); ``None`` on other CPUs, on CUDA GPUs
-    and on Apple MPS. bfloat16 keeps float32's range, so unlike float16 it needs no gradient scaling.
+    ``torch.bfloat16`` on a CPU that computes it natively (:func:`native_bfloat16`); ``None`` on other
+    CPUs, on CUDA GPUs and on Apple MPS. bfloat16 keeps float32's range, so unlike float16 it needs no
+    gradient scaling.
 
     On a GPU the networks of Chapter 4 are too small for the arithmetic to matter: the time goes to
     launching kernels, and autocast adds casts. On an NVIDIA H200, a training epoch of Activity 7's
@@ -219,12 +229,7 @@ def mixed_precision_dtype(device: torch.device | str) -> torch.dtype | None:
     ``tools/benchmark_cifar_pipeline.py --device cuda``, 2026-11-27), so CUDA trains in float32.
     """
     device = torch.device(device)
-    if device.type == "cpu":
-        cpu = torch.cpu
-        native = any(getattr(cpu, name, lambda: False)() for name in
-                     ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
-        return torch.bfloat16 if native else None
-    return None
+    return torch.bfloat16 if device.type == "cpu" and native_bfloat16(device) else None
 
 
 class Autocast(torch.nn.Module):
