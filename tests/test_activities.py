@@ -11,12 +11,12 @@ The solution tags the cells that solve step N with the same ``step-N``. Then:
   cells runs in quick mode, and every check passes;
 * **explained:** every step has a check, and its instructions fold their hints in ``<details>``.
 
-The wrong answers each check recognises are unit-tested in ``tests/test_checks.py``.
+The wrong answers each check recognises are unit-tested in ``tests/test_checks_*.py``, and answers a learner
+might write are run in the notebooks by ``tests/test_answers.py``.
 """
 
 from __future__ import annotations
 
-import copy
 import os
 import re
 from pathlib import Path
@@ -24,54 +24,11 @@ from pathlib import Path
 import nbformat
 import pytest
 from kernel_env import kernel_environment
+from notebook_steps import CHECK_CALL, ROOT, TIMEOUT_S, learner_notebooks, solution_of, solved, steps
 
-ROOT = Path(__file__).resolve().parent.parent
-LEARNER = sorted(p for p in (ROOT / "chapters").rglob("activity*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+LEARNER = learner_notebooks()
 IDS = [str(p.relative_to(ROOT)) for p in LEARNER]
-TIMEOUT_S = int(os.environ.get("ADL_NOTEBOOK_TIMEOUT", "600"))
-STEP_TAG = re.compile(r"^step-(\d+)$")
-CHECK_CALL = re.compile(r"check\.step\(\s*(\d+)")
 VERDICT = re.compile(r"^(✅|⬜|❌) .*?, step (\d+) (passed|is not done yet|needs another look)", re.MULTILINE)
-
-
-def solution_of(learner: Path) -> Path:
-    return ROOT / "solutions" / learner.relative_to(ROOT / "chapters")
-
-
-def step_of(cell) -> int | None:
-    for tag in cell.get("metadata", {}).get("tags", []):
-        match = STEP_TAG.match(tag)
-        if match:
-            return int(match.group(1))
-    return None
-
-
-def steps(nb) -> dict[int, list[int]]:
-    """Step number -> indices of the cells tagged with it."""
-    found: dict[int, list[int]] = {}
-    for index, cell in enumerate(nb.cells):
-        number = step_of(cell)
-        if number is not None:
-            found.setdefault(number, []).append(index)
-    return found
-
-
-def solved(learner_nb, solution_nb):
-    """The learner notebook with every ``step-N`` cell replaced by the solution's ``step-N`` cells."""
-    solution_steps = steps(solution_nb)
-    filled = copy.deepcopy(learner_nb)
-    cells = []
-    for cell in filled.cells:
-        number = step_of(cell)
-        if number is None:
-            cells.append(cell)
-            continue
-        for index in solution_steps[number]:
-            source = copy.deepcopy(solution_nb.cells[index])
-            source.outputs, source.execution_count = [], None
-            cells.append(source)
-    filled.cells = cells
-    return filled
 
 
 def execute(nb, folder: Path):

@@ -100,3 +100,142 @@ def test_compare_with_fit_on_a_shuffled_loader(capsys):
     assert same and capsys.readouterr().out.strip().endswith("True")
     assert not compare_with_fit(_loop(zero=False), make, lambda m: torch.optim.SGD(m.parameters(), lr=0.1), loader,
                                 loader, torch.nn.NLLLoss(), 2, torch.device("cpu"))
+
+
+# --------------------------------------------------------------------------- crashes explained
+
+
+def _raised(code: str, namespace: dict | None = None) -> BaseException:
+    try:
+        exec(code, namespace if namespace is not None else {"torch": torch, "nn": torch.nn})
+    except Exception as error:  # noqa: BLE001 - the point is to keep it
+        return error
+    raise AssertionError(f"{code!r} did not raise")
+
+
+def test_pitfall_names_the_known_mistakes():
+    from utils.checks.crashes import explain_error, pitfall
+
+    twice = _raised("w = torch.ones(2, requires_grad=True)\nl = (w * w).sum()\nl.backward()\nl.backward()")
+    assert "detach the hidden states" in pitfall(twice) and "E6.5" in pitfall(twice)
+    assert "torch.no_grad()" in pitfall(twice)
+    leaf = _raised("w = torch.ones(2, requires_grad=True)\nw.clamp_(0, 1)")
+    assert "inside `with torch.no_grad():`" in pitfall(leaf)
+    model = torch.nn.Sequential(torch.nn.Linear(90, 10), torch.nn.ReLU(), torch.nn.Linear(7, 5))
+    namespace = {"torch": torch, "model": model}
+    shapes = _raised("model(torch.ones(4, 90))", namespace)
+    advice = explain_error(shapes, namespace)
+    assert advice.startswith("RuntimeError: mat1 and mat2 shapes cannot be multiplied (4x10 and 7x5)")
+    assert "`model.2`" in advice and "nn.Linear(7, 5)" in advice and "received 10" in advice
+    loaded = _raised("torch.nn.Linear(3, 2).load_state_dict(torch.nn.Linear(4, 2).state_dict())")
+    assert "the saved `weight` has shape (2, 4) but your network's has (2, 3)" in pitfall(loaded)
+    assert "run the cells above" in pitfall(_raised("undefined_name + 1"))
+    assert pitfall(ValueError("something else")) == ""
+    assert explain_error(ValueError("first line\nsecond")) == "ValueError: first line"
+
+
+class _Result:
+    def __init__(self, source: str, error: BaseException | None = None, cell_id: str | None = None):
+        from types import SimpleNamespace
+
+        self.info = SimpleNamespace(raw_cell=source, cell_id=cell_id)
+        self.error_in_exec, self.error_before_exec = error, None
+
+
+def test_a_crashed_step_cell_is_explained_until_that_cell_runs_cleanly(monkeypatch):
+    from utils.checks import crashes
+
+    monkeypatch.setitem(crashes._state, "installed", True)  # as inside IPython, fed by the callback below
+    monkeypatch.setitem(crashes._state, "crash", None)
+    check = make_checker()
+    error = _raised("w = torch.ones(2, requires_grad=True)\nl = (w * w).sum()\nl.backward()\nl.backward()")
+    crashes._post_run_cell(_Result("# Step 1: the model\nmodel = ...", error, cell_id="c1"))
+    crashes._post_run_cell(_Result("check.step(1)"))  # another cell running cleanly changes nothing
+    result = check.run(1, {})
+    assert result.status == NOT_DONE
+    assert result.message.startswith("the cell that starts `# Step 1: the model` raised RuntimeError: Trying to "
+                                     "backward through the graph a second time")
+    assert "detach the hidden states" in result.message and result.message.endswith("define `model` (an nn.Linear)")
+    wrong = check.run(1, {"model": torch.nn.Linear(3, 4)})
+    assert wrong.status == WRONG and "raised RuntimeError" in wrong.message and "4 outputs" in wrong.message
+    crashes._post_run_cell(_Result("# Step 1: the model\nmodel = nn.Linear(3, 2)", cell_id="c1"))  # fixed, rerun
+    assert check.run(1, {}).message == "define the model: define `model` (an nn.Linear)"
+    crashes._post_run_cell(_Result("# Step 1: the model\nboom", error))  # no cell id: the source's comment decides
+    assert "raised" in check.run(1, {}).message
+    assert check.run(1, {"model": torch.nn.Linear(3, 2)}).passed  # a pass forgets it
+    assert check.run(1, {}).status == NOT_DONE and "raised" not in check.run(1, {}).message
+
+
+def test_outside_ipython_the_last_exception_is_used(monkeypatch):
+    import sys
+
+    from utils.checks import crashes
+
+    monkeypatch.setitem(crashes._state, "installed", False)
+    monkeypatch.setattr(sys, "last_value", ValueError("bad value"), raising=False)
+    assert "a cell you ran raised ValueError: bad value" in make_checker().run(1, {}).message
+
+
+# --------------------------------------------------------------------------- instrumentation fidelity
+
+
+def test_watched_loader_behaves_like_the_loader():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from utils.checks.training_loop import _Watched
+
+    loader = DataLoader(TensorDataset(torch.randn(10, 2), torch.arange(10)), batch_size=4)
+    state = {"phase": None, "passes": {"train": 0}}
+    watched = _Watched(loader, "train", state)
+    assert watched.dataset is loader.dataset and len(watched.dataset) == 10 and watched.batch_size == 4
+    assert len(watched) == 3 and watched.sampler is loader.sampler
+    assert sum(len(y) for _, y in watched) == 10 and state["passes"]["train"] == 1
+    try:
+        watched.no_such_attribute  # noqa: B018
+    except AttributeError as error:
+        assert "no_such_attribute" in str(error)
+
+
+def test_watched_optimizer_accepts_every_way_of_resetting_gradients():
+    from utils.checks.training_loop import unwatch, watch_optimizer
+
+    def run(reset) -> dict:
+        model = torch.nn.Linear(3, 1)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        calls = watch_optimizer(optimizer, model)
+        for _ in range(3):
+            reset(model, optimizer)
+            model(torch.randn(4, 3)).pow(2).mean().backward()
+            optimizer.step()
+        assert type(optimizer).step is torch.optim.SGD.step and optimizer.param_groups[0]["lr"] == 0.1
+        unwatch(calls)
+        return calls
+
+    def to_none(model, optimizer):
+        for p in model.parameters():
+            p.grad = None
+
+    for reset in (lambda m, o: o.zero_grad(), lambda m, o: o.zero_grad(set_to_none=False),
+                  lambda m, o: m.zero_grad(), to_none):
+        calls = run(reset)
+        assert calls["step"] == 3 and calls["zero_grad"] == 3 and calls["stale"] == 0
+    calls = run(lambda m, o: None)
+    assert calls["stale"] == 2 and calls["zero_grad"] == 1
+
+
+def test_cross_entropy_on_log_probabilities_is_accepted_with_the_reason():
+    import torch.nn.functional as F
+
+    from utils.checks import Wrong, nll_equivalent
+
+    assert nll_equivalent(torch.nn.NLLLoss()) == ""
+    for loss in (torch.nn.CrossEntropyLoss(), F.cross_entropy):
+        assert "log_softmax of log-probabilities changes nothing" in nll_equivalent(loss)
+    for loss, phrase in ((lambda a, b: a.mean(dim=2), "failed"),
+                         (torch.nn.NLLLoss(reduction="sum"), "where NLLLoss gives")):
+        try:
+            nll_equivalent(loss)
+        except Wrong as error:
+            assert phrase in str(error)
+        else:
+            raise AssertionError(f"{loss} was accepted")

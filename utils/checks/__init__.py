@@ -8,8 +8,10 @@ have produced by its *behaviour and shapes*, not its exact code, and prints one 
 * ``⬜ Step 3 is not done yet: ...``    what to define (nothing the step makes exists yet);
 * ``❌ Step 3 needs another look: ...`` a specific, useful message about what is wrong.
 
-A check never raises, so an untouched learner notebook still runs top to bottom, and any correct
-answer passes, including one that differs from the solution's code.
+When a cell has raised (the step's cell crashed, so what it defines is missing or stale), a "not done"
+or "needs another look" verdict says so first, in one line, with the known pitfall behind it
+(:mod:`utils.checks.crashes`). A check never raises, so an untouched learner notebook still runs top to
+bottom, and any correct answer passes, including one that differs from the solution's code.
 
 Each activity has its own small module (``utils.checks.activity04`` ...) that builds a
 :class:`Checker` and registers one function per step::
@@ -31,7 +33,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from . import crashes
 
 Namespace = Mapping[str, Any]
 StepCheck = Callable[[Namespace], str]
@@ -96,13 +101,29 @@ class Checker:
         try:
             message = function(namespace)
         except NotDone as reason:
-            return StepResult(self.activity, step, NOT_DONE, f"{task}: {reason}")
+            return self._with_crash(StepResult(self.activity, step, NOT_DONE, f"{task}: {reason}"), namespace)
         except Wrong as reason:
-            return StepResult(self.activity, step, WRONG, str(reason))
+            return self._with_crash(StepResult(self.activity, step, WRONG, str(reason)), namespace)
         except Exception as error:  # the learner's code failed inside the check: say so, never crash the notebook
-            return StepResult(self.activity, step, WRONG,
-                              f"running your code for this step raised {type(error).__name__}: {error}")
+            return StepResult(self.activity, step, WRONG, "running your code for this step raised "
+                                                          f"{crashes.explain_error(error, namespace)}")
+        crashes.forget()  # the step works now: an older crash is no longer the story
         return StepResult(self.activity, step, PASSED, message)
+
+    @staticmethod
+    def _with_crash(result: StepResult, namespace: Namespace) -> StepResult:
+        """``result`` with the last crash in front of its message, when a cell raised and has not run cleanly since."""
+        try:
+            crash = crashes.last_crash()
+            if crash is None:
+                return result
+            cell = crash.first_line()
+            where = f"the cell that starts `{cell}`" if cell else "a cell you ran"
+            message = f"{where} raised {crashes.explain_error(crash.error, namespace)}. Fix it and run it again; " \
+                      f"until then: {result.message}"
+        except Exception:  # explaining must never break the verdict
+            return result
+        return StepResult(result.activity, result.step, result.status, message)
 
     def step(self, step: int, namespace: Namespace | None = None) -> None:
         """Check ``step`` against the notebook's variables (the caller's globals) and print the verdict.
@@ -152,6 +173,31 @@ def expect_optimizer(optimizer: object, model: nn.Module, *, kind: type = torch.
     expect(close(rate, lr), f"the learning rate is {rate:g}; {source} uses {lr:g}")
 
 
+def nll_equivalent(loss_fn: Callable, name: str = "loss_fn") -> str:
+    """Check that ``loss_fn(log_probabilities, labels)`` gives NLLLoss's value; return a note for the verdict.
+
+    ``nn.CrossEntropyLoss`` (or ``F.cross_entropy``) on log-probabilities is accepted everywhere: it applies
+    log_softmax again, and log_softmax of log-probabilities changes nothing, so its values, gradients and
+    training are those of NLLLoss. The note says so; anything else that disagrees raises :class:`Wrong`.
+    """
+    log_probs = F.log_softmax(torch.randn(8, 3, generator=torch.Generator().manual_seed(1)), dim=1)
+    target = torch.tensor([0, 1, 2, 0, 1, 2, 2, 1])
+    try:
+        value = float(loss_fn(log_probs, target))
+    except Exception as err:
+        raise Wrong(f"`{name}(log_probabilities, labels)` failed ({type(err).__name__}: {str(err).splitlines()[0]}): "
+                    "use `nn.NLLLoss()`, which takes the (N, classes) log-probabilities and (N,) long labels") from err
+    expected = float(F.nll_loss(log_probs, target))
+    expect(abs(value - expected) < 1e-5, f"`{name}` gives {value:.4f} where NLLLoss gives {expected:.4f}: the network "
+                                         "outputs log-probabilities (log_softmax), so the loss is `nn.NLLLoss()`")
+    cross_entropy = isinstance(loss_fn, nn.CrossEntropyLoss) or loss_fn is F.cross_entropy
+    return (" (CrossEntropyLoss on log-probabilities gives NLLLoss's values, since log_softmax of log-probabilities "
+            "changes nothing; NLLLoss skips that redundant step)") if cross_entropy else ""
+
+
 def close(a: float, b: float, tolerance: float = 1e-6) -> bool:
     """``|a - b| <= tolerance * max(1, |b|)``."""
     return abs(float(a) - float(b)) <= tolerance * max(1.0, abs(float(b)))
+
+
+crashes.install()  # inside IPython, remember the last cell that raised, for the verdicts

@@ -32,7 +32,11 @@ TrainFunction = Callable[..., Any]
 
 
 class _Watched:
-    """A loader wrapper that records which phase (train or validation) is being iterated."""
+    """A loader wrapper that records which phase (train or validation) is being iterated.
+
+    Everything else (``.dataset``, ``.batch_size``, ``len()``, ``.sampler``...) is the wrapped loader's, so a
+    loop that reads them behaves as it would on the real DataLoader.
+    """
 
     def __init__(self, loader: Iterable, phase: str, state: dict):
         self.loader, self.phase, self.state = loader, phase, state
@@ -49,29 +53,53 @@ class _Watched:
     def __len__(self) -> int:
         return len(self.loader)  # type: ignore[arg-type]
 
+    def __getattr__(self, name: str) -> Any:  # only called for what the wrapper itself does not have
+        if name in ("loader", "phase", "state"):
+            raise AttributeError(name)
+        return getattr(self.loader, name)
+
+    def __repr__(self) -> str:
+        return repr(self.loader)
+
 
 def watch_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module) -> dict[str, Any]:
-    """Count the calls of ``optimizer.step()`` and of ``zero_grad()`` (the optimiser's or the model's), and record
-    the gradient norm at each step; returns the dict that fills up as the learner's loop runs."""
-    calls: dict[str, Any] = {"step": 0, "zero_grad": 0, "norms": []}
-    original_step, original_zero, original_model_zero = optimizer.step, optimizer.zero_grad, model.zero_grad
+    """Watch a training loop through hooks, leaving ``optimizer`` and ``model`` the real objects.
 
-    def step(*args, **kwargs):
-        grads = [p.grad.norm() for p in model.parameters() if p.grad is not None]
+    Returns a dict that fills up as the loop runs: ``step`` counts ``optimizer.step()`` calls, ``norms`` the
+    gradient norm at each, ``zero_grad`` the steps whose gradients were fresh (reset by any means:
+    ``optimizer.zero_grad()``, ``model.zero_grad()``, ``set_to_none=False``, ``p.grad = None``) and ``stale``
+    the backward passes that added to gradients left by an earlier batch. :func:`unwatch` removes the hooks.
+    """
+    calls: dict[str, Any] = {"step": 0, "zero_grad": 0, "stale": 0, "norms": [], "handles": []}
+    flags = {"stale": False}
+    parameters = [p for p in model.parameters() if p.requires_grad]
+
+    def before_step(*_: Any) -> None:
+        grads = [p.grad.norm() for p in parameters if p.grad is not None]
         calls["norms"].append(float(torch.linalg.vector_norm(torch.stack(grads))) if grads else 0.0)
         calls["step"] += 1
-        return original_step(*args, **kwargs)
+        calls["zero_grad"] += 0 if flags["stale"] else 1
+        flags["stale"] = False
 
-    def zero_grad(*args, **kwargs):
-        calls["zero_grad"] += 1
-        return original_zero(*args, **kwargs)
+    def incoming(parameter: torch.Tensor) -> Callable[[torch.Tensor], None]:
+        def hook(_: torch.Tensor) -> None:  # runs before the new gradient is added to parameter.grad
+            old = parameter.grad
+            if old is not None and bool(old.detach().ne(0).any()):
+                if not flags["stale"]:
+                    calls["stale"] += 1
+                flags["stale"] = True
+        return hook
 
-    def model_zero_grad(*args, **kwargs):
-        calls["zero_grad"] += 1
-        return original_model_zero(*args, **kwargs)
-
-    optimizer.step, optimizer.zero_grad, model.zero_grad = step, zero_grad, model_zero_grad  # type: ignore[method-assign]
+    calls["handles"].append(optimizer.register_step_pre_hook(before_step))
+    calls["handles"] += [p.register_hook(incoming(p)) for p in parameters]
     return calls
+
+
+def unwatch(calls: dict[str, Any]) -> None:
+    """Remove the hooks :func:`watch_optimizer` added."""
+    for handle in calls.get("handles", []):
+        handle.remove()
+    calls["handles"] = []
 
 
 def _tiny_problem(seed: int = 0) -> tuple[DataLoader, DataLoader]:
@@ -123,8 +151,11 @@ def check_training_loop(train_fn: TrainFunction, epochs: int = 3, lr: float = 0.
     calls = watch_optimizer(optimizer, model)
     model.register_forward_hook(lambda module, inputs, output: state["forwards"].append(
         (state["phase"], module.training, torch.is_grad_enabled())))
-    returned = train_fn(model, _Watched(train_loader, "train", state), _Watched(val_loader, "val", state),
-                        nn.NLLLoss(), optimizer, epochs, device)
+    try:
+        returned = train_fn(model, _Watched(train_loader, "train", state), _Watched(val_loader, "val", state),
+                            nn.NLLLoss(), optimizer, epochs, device)
+    finally:
+        unwatch(calls)
     train_losses, val_losses = losses_of(returned, epochs)
 
     forwards = state["forwards"]
@@ -145,9 +176,9 @@ def check_training_loop(train_fn: TrainFunction, epochs: int = 3, lr: float = 0.
     batches = epochs * len(train_loader)
     expect(calls["step"] == batches,
            f"`optimizer.step()` ran {calls['step']} times for {batches} training batches: once per batch")
-    expect(calls["zero_grad"] >= batches,
-           f"gradients were reset {calls['zero_grad']} times for {batches} batches, so they add up from batch to "
-           "batch: call `optimizer.zero_grad()` before every `loss.backward()`")
+    expect(calls["stale"] == 0,
+           f"in {calls['stale']} of {batches} batches, `backward()` added the new gradients to those of the batch "
+           "before (PyTorch accumulates them): call `optimizer.zero_grad()` before every `loss.backward()`")
 
     seed_everything(0)
     reference_model = _tiny_model()
