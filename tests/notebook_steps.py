@@ -29,7 +29,7 @@ STEP_TAG = re.compile(r"^step-(\d+)$")
 CHECK_CALL = re.compile(r"check\.step\(\s*(\d+)")
 VERDICT = re.compile(r"^(✅|⬜|❌) .*?, step (\d+) (passed|is not done yet|needs another look): (.*)$", re.MULTILINE)
 VERDICT_NAMES = {"passed": "pass", "is not done yet": "todo", "needs another look": "wrong"}
-HEADER = re.compile(r"^### step (\d+) \| (pass|wrong|todo) \| ([^|]+?)(?: \| (.+?))?\s*$")
+HEADER = re.compile(r"^### step (\d+) \| (pass|wrong|todo|hint) \| ([^|]+?)(?: \| (.+?))?\s*$")
 
 
 def learner_notebooks() -> list[Path]:
@@ -89,7 +89,8 @@ def solved(learner_nb, solution_nb):
 @dataclass(frozen=True)
 class Case:
     """One answer to try as step ``step``'s cell: ``expected`` is "pass", "wrong" or "todo", and ``phrase``
-    (for "wrong" and "todo") must appear in the check's message, case-insensitively."""
+    (for "wrong" and "todo") must appear in the check's message, case-insensitively. "hint" marks the step's
+    Hint 2 completed where it elides (``tests/test_hints.py`` runs it; it must pass)."""
 
     step: int
     expected: str
@@ -109,7 +110,8 @@ def parse_answers(text: str) -> list[Case]:
             step, expected, label, phrase = header.groups()
             code = "\n".join(body).strip("\n")
             assert code.strip(), f"line {start}: case {label!r} has no code"
-            assert expected == "pass" or phrase, f"line {start}: a {expected} case needs the phrase its message names"
+            assert expected in ("pass", "hint") or phrase, \
+                f"line {start}: a {expected} case needs the phrase its message names"
             cases.append(Case(int(step), expected, label.strip(), code + "\n", (phrase or "").strip(), start))
 
     for number, line in enumerate(text.splitlines(), start=1):
@@ -232,7 +234,8 @@ class Outcome:
 
     @property
     def right(self) -> bool:
-        return self.got == self.case.expected and self.case.phrase.lower() in self.message.lower()
+        expected = "pass" if self.case.expected == "hint" else self.case.expected
+        return self.got == expected and self.case.phrase.lower() in self.message.lower()
 
     def __str__(self) -> str:
         crash = f" [the answer raised {self.error}]" if self.error else ""

@@ -83,7 +83,18 @@ def test_activity1_step3_typical_mistakes():
     ns = _a1_solved()
     _verdict(check1, 3, {**ns, "losses": [torch.tensor(v) for v in ns["losses"]]}, WRONG, "loss.item()")
     _verdict(check1, 3, {**ns, "losses": ns["losses"][:10]}, WRONG, "has 10 values")
-    _verdict(check1, 3, {**ns, "losses": [0.3] * 100}, WRONG, "did not fall", "optimizer.step()")
+    _verdict(check1, 3, {**ns, "losses": [0.3] * 100}, WRONG, "is not what the untrained model scores")
+    ns_no_zero = _a1_given()
+    ns_no_zero["model"] = nn.Sequential(nn.Linear(5, 1), nn.Sigmoid())
+    ns_no_zero["loss_function"] = nn.MSELoss()
+    optimizer, ns_no_zero["losses"] = torch.optim.Adam(ns_no_zero["model"].parameters(), lr=0.01), []
+    for _ in range(100):  # the loss still falls, but not as in the reference run
+        loss = ns_no_zero["loss_function"](ns_no_zero["model"](ns_no_zero["x"]), ns_no_zero["y"])
+        ns_no_zero["losses"].append(loss.item())
+        loss.backward()
+        optimizer.step()
+    assert ns_no_zero["losses"][-1] < ns_no_zero["losses"][0]
+    _verdict(check1, 3, {**ns_no_zero, "optimizer": optimizer}, WRONG, "optimizer.zero_grad()")
     fresh = nn.Sequential(nn.Linear(5, 1), nn.Sigmoid())
     with torch.no_grad():
         fresh[0].weight.fill_(3.0)
