@@ -1,48 +1,41 @@
 # Two commands after cloning:
 #   make lab    create .venv, install everything, open JupyterLab on chapters/
 #   make test   create .venv, install everything, lint, run unit tests and every notebook in quick mode
+# Both call tools/course.py, which the README's make-free commands (Windows PowerShell, any shell) call
+# too, so they do exactly the same: it first checks the Python (PYTHON=python3.12 picks another).
 # `make test-full` (or ADL_QUICK=0 make test) runs the notebooks in the book's configuration: hours on a CPU.
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
-
-# Tests run the notebooks in quick mode unless ADL_QUICK is set (in the environment or on the command line).
-TEST_QUICK := $(if $(ADL_QUICK),$(ADL_QUICK),1)
-TEST_ENV   := ADL_QUICK=$(TEST_QUICK) ADL_PLAIN_PROGRESS=1
+COURSE := $(PYTHON) tools/course.py
 FULL_NOTEBOOK_TIMEOUT ?= 14400
 
-.PHONY: setup lab test test-full unit notebooks lint clean slides check-env preflight results lock present
+.PHONY: setup lab test test-full unit notebooks lint clean slides check-env check-platforms preflight results lock present
 
-# The exact versions of requirements.lock (compiled from requirements.txt; see `make lock`).
-$(STAMP): requirements.lock pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.lock -e .
-	touch $(STAMP)
+# Checks the interpreter, then makes .venv and installs requirements.lock and utils (skipped when up to date).
+setup:
+	@$(COURSE) setup --venv $(VENV)
 
-setup: $(STAMP)
+# LAB_ARGS passes more options to JupyterLab, e.g. --no-browser --port 8888
+lab:
+	$(COURSE) lab --venv $(VENV) -- $(LAB_ARGS)
 
-# --allow-root only when run as root (containers); LAB_ARGS passes more options, e.g. --no-browser --port 8888
-lab: setup
-	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/chapters \
-		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+lint:
+	$(COURSE) lint --venv $(VENV)
 
-lint: setup
-	$(BIN)/ruff check utils tests tools chapters solutions
-
-# Before any notebook runs, tests/conftest.py checks that the data can be had (see `make preflight`).
-test: lint
-	$(TEST_ENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
+# Quick mode unless ADL_QUICK is set. Before any notebook runs, tests/conftest.py checks that the data
+# can be had (see `make preflight`). PYTEST_ARGS passes more options to pytest.
+test:
+	$(COURSE) test --venv $(VENV) -- $(PYTEST_ARGS)
 
 test-full:
 	$(MAKE) test ADL_QUICK=0 ADL_NOTEBOOK_TIMEOUT=$(FULL_NOTEBOOK_TIMEOUT)
 
-unit: setup
-	$(TEST_ENV) $(BIN)/python -m pytest tests --ignore=tests/test_notebooks.py --ignore=tests/test_activities.py $(PYTEST_ARGS)
+unit:
+	$(COURSE) pytest --venv $(VENV) -- tests --ignore=tests/test_notebooks.py --ignore=tests/test_activities.py $(PYTEST_ARGS)
 
-notebooks: setup
-	$(TEST_ENV) $(BIN)/python -m pytest tests/test_notebooks.py tests/test_activities.py $(PYTEST_ARGS)
+notebooks:
+	$(COURSE) pytest --venv $(VENV) -- tests/test_notebooks.py tests/test_activities.py $(PYTEST_ARGS)
 
 preflight: setup
 	$(BIN)/python -m utils.check_env --preflight
@@ -60,16 +53,25 @@ present: setup
 	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/rise/$(NOTEBOOK) \
 		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
 
+# What to paste into a bug report (.github/ISSUE_TEMPLATE/bug_report.yml).
 check-env: setup
 	$(BIN)/python -m utils.check_env
+
+# Proves that requirements.lock installs from wheels on every supported Python and platform (needs the
+# package registry; says so and skips without it).
+check-platforms: setup
+	$(BIN)/python tools/check_platforms.py
 
 results: setup
 	$(BIN)/python tools/results.py --run $(NOTEBOOKS)
 
-# Refresh requirements.lock after changing requirements.txt or lock-pins.txt (needs the network).
+# Refresh requirements.lock after changing requirements.txt or lock-pins.txt (needs the network), for the
+# lowest supported Python with markers for the others; then `make check-platforms`.
+# The current pins are kept where they still fit (uv prefers the versions of its output file).
 lock: setup
-	$(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip compile requirements.txt -c lock-pins.txt --python-version 3.11 --universal --no-header \
-		--annotation-style line -o requirements.lock.new
+	sed '/^#/d' requirements.lock > requirements.lock.new
+	$(BIN)/python -m uv pip compile requirements.txt -c lock-pins.txt --python-version \
+		$$($(BIN)/python -c "import sys; sys.path.insert(0, 'tools'); import course; print(course.supported_versions()[0])") \
+		--universal --no-header --annotation-style line --no-python-downloads -o requirements.lock.new
 	{ sed -n '/^#/p;/^[^#]/q' requirements.lock; cat requirements.lock.new; } > requirements.lock.tmp
 	rm requirements.lock.new && mv requirements.lock.tmp requirements.lock

@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 import sys
@@ -17,12 +18,41 @@ def test_requirement_status_flags_missing_and_wrong_versions(tmp_path):
     assert rows["surely-not-installed-pkg"] == ("not installed", False)
 
 
-def test_command_prints_versions_device_and_cache():
-    result = subprocess.run([sys.executable, "-m", "utils.check_env"], capture_output=True, text=True, timeout=120)
+def clean_environment(**settings: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items() if not name.startswith("ADL_")}
+    return {**env, **settings}
+
+
+def test_command_prints_one_block_with_all_the_bug_report_asks_for():
+    result = subprocess.run([sys.executable, "-m", "utils.check_env"], capture_output=True, text=True, timeout=120,
+                            env=clean_environment(ADL_QUICK="1"))
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    for expected in ["Python 3.", "torch", "torchvision", "Device the notebooks will use:", "energy", "VGG-19"]:
-        assert expected in out
+    block = out.split("--- check-env: paste from here into the bug report ---\n", 1)[1]
+    block = block.split("--- check-env: to here", 1)[0]
+    for expected in ["Course: ", "OS: ", "Runs in: ", "Python 3.", "supported; the course supports Python 3.10 to 3.14",
+                     "torch", "torchvision", "Settings (ADL_* variables set):", "ok  ADL_QUICK=1",
+                     "Device the notebooks will use:", "devices here: ", "energy", "VGG-19"]:
+        assert expected in block, expected
+    assert "Everything required is installed and every setting is valid." in out
+
+
+def test_command_names_each_wrong_setting_and_fails():
+    result = subprocess.run([sys.executable, "-m", "utils.check_env"], capture_output=True, text=True, timeout=120,
+                            env=clean_environment(ADL_QUICK="2", ADL_DEVICE="gpu", ADL_DATA_MIRROR="/no/such/folder"))
+    assert result.returncode == 1
+    out = result.stdout
+    assert "BAD ADL_QUICK='2' is neither on nor off" in out
+    assert "BAD ADL_DEVICE='gpu' is not a device name" in out
+    assert "BAD ADL_DATA_MIRROR=/no/such/folder: no such folder" in out
+    assert "Some ADL_* settings are not valid" in out
+
+
+def test_where_it_runs_recognises_hosted_notebooks_and_wsl():
+    assert check_env.where_it_runs({"COLAB_RELEASE_TAG": "x"}, "") == "hosted notebook (Google Colab)"
+    assert check_env.where_it_runs({"KAGGLE_KERNEL_RUN_TYPE": "Interactive"}, "") == "hosted notebook (Kaggle)"
+    assert check_env.where_it_runs({}, "Linux version 5.15.0-microsoft-standard-WSL2") == \
+        "Windows Subsystem for Linux (WSL)"
 
 
 @pytest.fixture

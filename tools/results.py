@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from utils import settings
+
 ROOT = Path(__file__).resolve().parent.parent
 RECORD = re.compile(r"record_result\(\s*[\"']([^\"']+)[\"']")
 BOOK = re.compile(r"book\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
@@ -54,7 +56,7 @@ def recorded_notebooks() -> dict[str, tuple[Path, str]]:
 
 
 def load(mode: str) -> dict[str, dict]:
-    folder = Path(os.environ.get("ADL_RESULTS_DIR", ROOT / "results")) / mode
+    folder = (settings.folder("ADL_RESULTS_DIR", must_exist=False) or ROOT / "results") / mode
     return {r["notebook"]: r for r in (json.loads(p.read_text()) for p in sorted(folder.glob("*.json")))}
 
 

@@ -28,7 +28,6 @@ import argparse
 import base64
 import copy
 import math
-import os
 import re
 import shutil
 import subprocess
@@ -39,6 +38,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import nbformat
+
+from utils import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_OUTPUT_LINES = 15
@@ -250,8 +251,8 @@ def prepare(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 def assets_dir() -> Path:
     """Where reveal.js is cached for self-contained decks: ``$ADL_SLIDES_ASSETS`` or ``slides/.assets/``."""
-    override = os.environ.get("ADL_SLIDES_ASSETS")
-    return Path(override) if override else ROOT / "slides" / ".assets" / f"reveal.js-{REVEAL_VERSION}"
+    override = settings.folder("ADL_SLIDES_ASSETS", must_exist=False)
+    return override if override else ROOT / "slides" / ".assets" / f"reveal.js-{REVEAL_VERSION}"
 
 
 def cached_assets() -> Path | None:

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import nbformat
 
+from utils import settings
+
 ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("adl_slides", Path(__file__).with_name("slides.py"))
 slides = importlib.util.module_from_spec(_spec)
@@ -143,7 +145,7 @@ def replace_widgets(outputs: list, state: dict) -> list:
 def path_rules(root: Path) -> list[tuple[str, str]]:
     """(absolute prefix, relative replacement), longest first: the project, the mirror, the home folder."""
     rules: dict[str, str] = {}
-    mirror = os.environ.get("ADL_DATA_MIRROR", "").strip()
+    mirror = settings.raw("ADL_DATA_MIRROR")
     for project in {root, root.resolve(), ROOT}:
         mirrors = [project.parent / "shared" / "datasets"] + ([project / mirror] if mirror else [])
         for folder in mirrors:  # project / an absolute mirror is that mirror

@@ -1,8 +1,11 @@
-"""Check the course's environment: ``python -m utils.check_env``.
+"""Check the course's environment: ``python -m utils.check_env`` (``make check-env``).
 
-Prints the Python version, every package of ``requirements.txt`` with its installed version
-and whether it satisfies the requirement, the device notebooks will use, and which datasets
-are already cached. Exits with status 1 when a requirement is missing or too old/new.
+Prints, as one block to paste into a bug report (``.github/ISSUE_TEMPLATE/bug_report.yml``): the
+operating system and machine, where the notebooks run (laptop, WSL, a container, a hosted notebook),
+the Python version and whether the course supports it (pyproject.toml's ``requires-python``), every
+package of ``requirements.txt`` with its installed version and whether it satisfies the requirement,
+the devices and the one notebooks will use, every ``ADL_*`` setting and whether its value is accepted,
+and which datasets are already cached. Exits with status 1 when something is not as the course needs.
 
 ``python -m utils.check_env --preflight`` (run by ``make test`` before any notebook) checks in
 seconds that every data file the notebooks need can be had: from the cache, from
@@ -13,19 +16,26 @@ message naming the missing files and the two ways out, and exits with status 1.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import re
 import socket
+import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from urllib.parse import urlparse
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 
+from . import settings
 from .data import CIFAR10_DECODED, PROJECT_ROOT, REGISTRY, cache_dir, cached_copies, is_cached, mirror_dir
-from .runtime import get_device, is_offline, is_quick
+from .runtime import available_devices, check_device, get_device, is_offline, is_quick
+from .settings import SettingError
 
 
 def requirement_status(requirements_file: Path = PROJECT_ROOT / "requirements.txt") -> list[tuple[str, str, str, bool]]:
@@ -45,29 +55,159 @@ def requirement_status(requirements_file: Path = PROJECT_ROOT / "requirements.tx
     return rows
 
 
+def supported_pythons(pyproject: Path = PROJECT_ROOT / "pyproject.toml") -> SpecifierSet:
+    """The Pythons the course supports: pyproject.toml's ``requires-python``, the one place that states them."""
+    match = re.search(r'^requires-python\s*=\s*"([^"]+)"', pyproject.read_text(), re.M)
+    if not match:
+        raise ValueError(f"{pyproject} states no requires-python")
+    return SpecifierSet(match.group(1))
+
+
+def describe_pythons(spec: SpecifierSet) -> str:
+    """``"3.10 to 3.14"`` for ``>=3.10,<3.15``."""
+    low = next(s.version for s in spec if s.operator == ">=")
+    high = next(s.version for s in spec if s.operator == "<")
+    major, minor = (int(part) for part in high.split(".")[:2])
+    return f"{low} to {major}.{minor - 1}"
+
+
+def where_it_runs(environ: Mapping[str, str] | None = None, proc_version: str | None = None) -> str:
+    """Where this Python runs: a hosted notebook, WSL, a container, or this computer."""
+    environ = os.environ if environ is None else environ
+    if proc_version is None:
+        try:
+            proc_version = Path("/proc/version").read_text()
+        except OSError:
+            proc_version = ""
+    hosted = [("COLAB_RELEASE_TAG", "Google Colab"), ("KAGGLE_KERNEL_RUN_TYPE", "Kaggle"),
+              ("SM_CURRENT_HOST", "Amazon SageMaker"), ("SAGEMAKER_INTERNAL_IMAGE_URI", "Amazon SageMaker Studio"),
+              ("BINDER_LAUNCH_HOST", "Binder"), ("PAPERSPACE_NOTEBOOK_REPO_ID", "Paperspace Gradient"),
+              ("CODESPACES", "GitHub Codespaces")]
+    for variable, name in hosted:
+        if environ.get(variable):
+            return f"hosted notebook ({name})"
+    if "microsoft" in proc_version.lower():
+        return "Windows Subsystem for Linux (WSL)"
+    if Path("/.dockerenv").exists() or environ.get("container"):
+        return "a container"
+    return "this computer (not a known hosted service)"
+
+
+def operating_system() -> str:
+    """The OS and machine, e.g. ``macOS 14.5 (arm64, Apple silicon)`` or ``Linux 6.8 (x86_64), Ubuntu 22.04``."""
+    machine = platform.machine()
+    system = platform.system()
+    if system == "Darwin":
+        chip = "Apple silicon" if machine == "arm64" else "Intel"
+        return f"macOS {platform.mac_ver()[0]} ({machine}, {chip})"
+    if system == "Windows":
+        return f"Windows {platform.release()} (build {platform.version()}, {machine})"
+    release = ""
+    try:
+        release = platform.freedesktop_os_release().get("PRETTY_NAME", "")
+    except (OSError, AttributeError):
+        pass
+    return f"{system} {platform.release()} ({machine})" + (f", {release}" if release else "")
+
+
+def course_version() -> str:
+    """The commit of this clone (``git describe``), or ``unknown`` without git."""
+    try:
+        out = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=PROJECT_ROOT, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip() or "unknown"
+
+
+def settings_status(environ: Mapping[str, str] | None = None) -> list[tuple[str, str, str | None]]:
+    """``(name, value, problem)`` for every ``ADL_*`` variable that is set (``problem`` is ``None`` when valid)."""
+    environ = os.environ if environ is None else environ
+    rows = []
+    for name in sorted(n for n in environ if n.startswith("ADL_")):
+        problem = None
+        try:
+            if name not in settings.SETTINGS:
+                settings._environ({name: environ[name]})
+            elif settings.SETTINGS[name] == "on/off":
+                settings.flag(name, environ={name: environ[name]})
+            elif name == "ADL_DEVICE":
+                value = settings.device_name(environ={name: environ[name]})
+                check_device(value, f"ADL_DEVICE={value}")
+            elif name == "ADL_NOTEBOOK_TIMEOUT":
+                settings.positive_int(name, 600, environ={name: environ[name]})
+            elif name in ("ADL_DATA_MIRROR", "ADL_SLIDES_ASSETS", "ADL_DATA_DIR", "ADL_OUTPUTS_DIR",
+                          "ADL_RESULTS_DIR", "ADL_TEST_SESSION_DIR"):
+                value = settings.raw(name, {name: environ[name]})
+                path = Path(value).expanduser()
+                path = path if path.is_absolute() else PROJECT_ROOT / path
+                if name == "ADL_DATA_MIRROR" and not path.is_dir():
+                    settings.folder(name, must_exist=True, environ={name: environ[name]})
+                elif path.exists() and not path.is_dir():
+                    raise SettingError(f"{name}={value} is a file, not a folder")
+        except SettingError as error:
+            problem = str(error)
+        rows.append((name, environ[name], problem))
+    return rows
+
+
 def report() -> tuple[str, bool]:
-    """The whole report as text, and whether every requirement is satisfied."""
+    """The whole report as text (one block to paste into a bug report), and whether all is as needed."""
     import torch
 
-    lines = [f"Python {platform.python_version()} ({sys.executable})", "", "Packages (requirements.txt):"]
+    supported = supported_pythons()
+    python_ok = supported.contains(platform.python_version())
+    environment = "conda" if os.environ.get("CONDA_PREFIX") and Path(sys.prefix) == Path(os.environ["CONDA_PREFIX"]) \
+        else "virtual environment" if sys.prefix != sys.base_prefix else "system Python (no virtual environment)"
+    lines = ["--- check-env: paste from here into the bug report ---",
+             f"Course: {course_version()}",
+             f"OS: {operating_system()}",
+             f"Runs in: {where_it_runs()}",
+             f"Python {platform.python_version()} ({platform.python_implementation()}, {environment}): "
+             + ("supported" if python_ok else "NOT SUPPORTED")
+             + f"; the course supports Python {describe_pythons(supported)}",
+             f"  {sys.executable}", "", "Packages (requirements.txt):"]
     rows = requirement_status()
     for name, wanted, installed, ok in rows:
         lines.append(f"  {'ok ' if ok else 'BAD'} {name:<16} {installed:<16} wanted {wanted}")
-    device = get_device()
-    lines += ["", f"Device the notebooks will use: {device}"
-              + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
-              f"  CUDA available: {torch.cuda.is_available()}; "
-              f"MPS available: {torch.backends.mps.is_available()}; torch {torch.__version__}",
-              f"Mode: {'quick' if is_quick() else 'full'}; offline: {is_offline()}; "
-              f"mirror: {mirror_dir() or 'not set'}",
-              "", f"Datasets cached in {cache_dir()} and {cache_dir('images')}:"]
-    for name in REGISTRY:
-        lines.append(f"  {'yes' if is_cached(name) else 'no '} {name}")
+    setting_rows = settings_status()
+    lines += ["", "Settings (ADL_* variables set):" if setting_rows else "Settings: no ADL_* variable is set"]
+    for name, value, problem in setting_rows:
+        lines.append(f"  ok  {name}={value}" if problem is None else
+                     f"  BAD {problem}" if problem.startswith(name) else f"  BAD {name}={value}: {problem}")
+    try:
+        device = get_device()
+        chosen = f"{device}" + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else "")
+        device_ok = True
+    except SettingError as error:
+        chosen, device_ok = f"none: {error}", False
+    cuda = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+    lines += ["", f"Device the notebooks will use: {chosen}",
+              f"  devices here: {', '.join(available_devices())}; torch {torch.__version__} ({cuda})"]
+    try:
+        mirror = mirror_dir()
+        lines.append(f"Mode: {'quick' if is_quick() else 'full'}; offline: {is_offline()}; "
+                     f"mirror: {mirror or 'not set'}")
+        lines += ["", f"Datasets cached in {cache_dir()} and {cache_dir('images')}:"]
+        for name in REGISTRY:
+            lines.append(f"  {'yes' if is_cached(name) else 'no '} {name}")
+    except SettingError as error:
+        lines.append(f"Mode and data: not shown, a setting is wrong ({error})")
     weights = Path(torch.hub.get_dir()) / "checkpoints" / "vgg19-dcbb9e9d.pth"
     lines.append(f"  {'yes' if weights.is_file() else 'no '} VGG-19 ImageNet weights ({weights})")
-    all_ok = all(ok for *_, ok in rows)
-    lines += ["", "Everything required is installed." if all_ok else
-              "Some requirements are not met: run `make setup` (or pip install -r requirements.txt -e .)."]
+    packages_ok = all(ok for *_, ok in rows)
+    settings_ok = all(problem is None for *_, problem in setting_rows)
+    all_ok = packages_ok and python_ok and settings_ok and device_ok
+    lines += ["--- check-env: to here ---", ""]
+    if all_ok:
+        lines.append("Everything required is installed and every setting is valid.")
+    if not python_ok:
+        lines.append(f"This Python is not supported: make the environment with Python {describe_pythons(supported)} "
+                     "(e.g. `make setup PYTHON=python3.12`).")
+    if not packages_ok:
+        lines.append("Some requirements are not met: run `make setup` (or `python tools/course.py setup`).")
+    if not (settings_ok and device_ok):
+        lines.append("Some ADL_* settings are not valid: fix or unset them (see README, \"Settings\").")
     return "\n".join(lines), all_ok
 
 

@@ -32,6 +32,7 @@ import pandas as pd
 import pooch
 from PIL import Image, UnidentifiedImageError
 
+from . import settings
 from .runtime import is_offline
 
 pooch.get_logger().setLevel(logging.WARNING)  # we print our own, clearer messages
@@ -133,19 +134,18 @@ STYLE_IMAGES = ("dog", "landscape", "matisse", "monet")
 
 def cache_dir(kind: str = "datasets") -> Path:
     """Where downloaded files are kept: ``$ADL_DATA_DIR/<kind>`` or the project's ``<kind>/`` folder."""
-    override = os.environ.get("ADL_DATA_DIR")
-    base = Path(override).expanduser() / kind if override else PROJECT_ROOT / kind
+    override = settings.folder("ADL_DATA_DIR", must_exist=False)
+    base = override / kind if override else PROJECT_ROOT / kind
     base.mkdir(parents=True, exist_ok=True)
     return base
 
 
 def mirror_dir() -> Path | None:
-    """``$ADL_DATA_MIRROR`` as an absolute path (relative paths are taken from the project root)."""
-    value = os.environ.get("ADL_DATA_MIRROR", "").strip()
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
+    """``$ADL_DATA_MIRROR`` as an absolute path (relative paths are taken from the project root).
+
+    A folder that does not exist stops with a :class:`utils.settings.SettingError`.
+    """
+    return settings.folder("ADL_DATA_MIRROR", must_exist=True)
 
 
 # --------------------------------------------------------------------------- fetching

@@ -28,6 +28,7 @@ from typing import Any
 
 import torch
 
+from . import settings
 from .data import PROJECT_ROOT, project_relative
 from .runtime import is_quick
 
@@ -45,11 +46,7 @@ class HandoffError(RuntimeError):
 
 def outputs_dir() -> Path:
     """Where notebooks leave files for later notebooks: ``$ADL_OUTPUTS_DIR`` or ``<project>/outputs``."""
-    override = os.environ.get("ADL_OUTPUTS_DIR")
-    if not override:
-        return PROJECT_ROOT / "outputs"
-    path = Path(override).expanduser()
-    return path if path.is_absolute() else (PROJECT_ROOT / path).resolve()
+    return settings.folder("ADL_OUTPUTS_DIR", must_exist=False) or PROJECT_ROOT / "outputs"
 
 
 def mode_name(quick_mode: bool | None = None) -> str:

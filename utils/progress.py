@@ -8,17 +8,18 @@ on stdout, updated at most every ``mininterval`` seconds, so the saved output sh
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterable
 from typing import Any, TypeVar
+
+from . import settings
 
 T = TypeVar("T")
 
 
 def plain_progress() -> bool:
     """True when ``ADL_PLAIN_PROGRESS=1``: draw text bars instead of widgets."""
-    return os.environ.get("ADL_PLAIN_PROGRESS", "").strip().lower() in {"1", "true", "yes", "on"}
+    return settings.flag("ADL_PLAIN_PROGRESS")
 
 
 def progress_bar(iterable: Iterable[T], **options: Any):

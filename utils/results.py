@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from . import standins
+from . import settings, standins
 from .data import PROJECT_ROOT
 from .runtime import get_device, is_offline, is_quick
 
@@ -33,7 +33,7 @@ def start_timer() -> None:
 
 def results_dir(mode: str | None = None) -> Path:
     """``results/quick`` or ``results/full`` (``$ADL_RESULTS_DIR`` overrides ``results``)."""
-    base = Path(os.environ.get("ADL_RESULTS_DIR", PROJECT_ROOT / "results"))
+    base = settings.folder("ADL_RESULTS_DIR", must_exist=False) or PROJECT_ROOT / "results"
     return base / (mode or ("quick" if is_quick() else "full"))
 
 

@@ -7,7 +7,6 @@ book's full configuration on a learner's machine and a one-minute version in CI.
 
 from __future__ import annotations
 
-import os
 import platform
 import random
 from collections.abc import Sequence
@@ -16,23 +15,19 @@ from typing import TypeVar
 import numpy as np
 import torch
 
+from . import settings
+from .settings import SettingError
+
 T = TypeVar("T")
-
-_TRUE = {"1", "true", "yes", "on"}
-
-
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in _TRUE
-
 
 def is_quick() -> bool:
     """True when ``ADL_QUICK=1``: shrink epochs and data so a notebook runs in about a minute."""
-    return _flag("ADL_QUICK")
+    return settings.flag("ADL_QUICK")
 
 
 def is_offline() -> bool:
     """True when ``ADL_OFFLINE=1``: never touch the network; use announced stand-ins where needed."""
-    return _flag("ADL_OFFLINE")
+    return settings.flag("ADL_OFFLINE")
 
 
 def quick(full: T, small: T) -> T:
@@ -65,18 +60,50 @@ def quick_subset(data: T, n: int, seed: int = 0) -> T:
     raise TypeError(f"quick_subset cannot index a {type(data).__name__}")
 
 
-def get_device(prefer: str | None = None) -> torch.device:
+def _mps_available() -> bool:
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available()
+
+
+def available_devices() -> list[str]:
+    """The devices this machine has, as ``get_device`` accepts them: ``["cuda:0", "cuda:1", "mps", "cpu"]``."""
+    found = [f"cuda:{index}" for index in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+    return found + (["mps"] if _mps_available() else []) + ["cpu"]
+
+
+def check_device(name: str, source: str) -> torch.device:
+    """``torch.device(name)`` if this machine has it; otherwise a :class:`SettingError` naming what it has.
+
+    ``source`` says where the name came from, for the message (``"ADL_DEVICE=cuda"``).
+    """
+    if not settings.DEVICE.match(name):
+        raise SettingError(f"{source}: {name!r} is not a device name: use cpu, cuda, cuda:N or mps.")
+    device = torch.device(name)
+    have = available_devices()
+    if device.type == "cpu" or (device.type == "mps" and "mps" in have) or \
+            (device.type == "cuda" and f"cuda:{device.index or 0}" in have):
+        return device
+    kind = {"cuda": "CUDA GPU" + ("" if device.index is None else f" number {device.index}"),
+            "mps": "Apple-silicon GPU (MPS)"}[device.type]
+    raise SettingError(f"{source} asks for {name}, but this machine has no {kind}. Devices here: "
+                       f"{', '.join(have)}. Unset it to use the best of these, or name one of them.")
+
+
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
     """The best available device: CUDA, then Apple MPS, then CPU.
 
-    ``prefer`` (or the environment variable ``ADL_DEVICE``) forces one, e.g. ``"cpu"``.
+    ``prefer`` (or the environment variable ``ADL_DEVICE``) forces one, e.g. ``"cpu"``. A device this
+    machine does not have stops here, with a message naming it and the devices there are, rather than
+    at the first tensor sent to it.
     """
-    choice = prefer or os.environ.get("ADL_DEVICE")
+    if prefer:
+        return check_device(str(prefer).strip().lower(), f"get_device({str(prefer)!r})")
+    choice = settings.device_name()
     if choice:
-        return torch.device(choice)
+        return check_device(choice, f"ADL_DEVICE={choice}")
     if torch.cuda.is_available():
         return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
+    if _mps_available():
         return torch.device("mps")
     return torch.device("cpu")
 
