@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from utils import settings
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MIRROR = ROOT.parent / "shared" / "datasets"
 SESSION_DIR_VARIABLE = "ADL_TEST_SESSION_DIR"
@@ -25,7 +27,7 @@ EXECUTING = ("tests/test_notebooks.py::test_notebook_runs", "tests/test_activiti
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    if os.environ.get(SESSION_DIR_VARIABLE):  # a nested run (nbval subprocess) shares its parent's folders
+    if settings.raw(SESSION_DIR_VARIABLE):  # a nested run (nbval subprocess) shares its parent's folders
         return
     folder = Path(tempfile.mkdtemp(prefix="adl-test-"))
     session.config._adl_session_dir = folder  # type: ignore[attr-defined]
@@ -55,7 +57,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 @pytest.fixture(scope="session")
 def mirror() -> Path:
     """The dataset mirror (``$ADL_DATA_MIRROR`` or ``../shared/datasets``); tests needing it skip without one."""
-    value = os.environ.get("ADL_DATA_MIRROR")
+    value = settings.raw("ADL_DATA_MIRROR")
     path = Path(value) if value else DEFAULT_MIRROR
     path = path if path.is_absolute() else (ROOT / path).resolve()
     if not (path / "README.md").is_file():

@@ -22,9 +22,11 @@ from pathlib import Path
 
 from kernel_env import kernel_environment
 
+from utils import settings
+
 ROOT = Path(__file__).resolve().parent.parent
 ANSWERS = ROOT / "tests" / "answers"
-TIMEOUT_S = int(os.environ.get("ADL_NOTEBOOK_TIMEOUT", "600"))
+TIMEOUT_S = settings.positive_int("ADL_NOTEBOOK_TIMEOUT", 600)
 STEP_TAG = re.compile(r"^step-(\d+)$")
 CHECK_CALL = re.compile(r"check\.step\(\s*(\d+)")
 VERDICT = re.compile(r"^(✅|⬜|❌) .*?, step (\d+) (passed|is not done yet|needs another look): (.*)$", re.MULTILINE)

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from kernel_env import kernel_environment
 
+from utils import settings
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(p for folder in ("chapters", "solutions") for p in (ROOT / folder).rglob("*.ipynb")
                    if ".ipynb_checkpoints" not in p.parts)
@@ -30,7 +32,7 @@ IDS = [str(p.relative_to(ROOT)) for p in NOTEBOOKS]
 # and solved; nbval runs everything else.
 LEARNER_ACTIVITIES = {p for p in NOTEBOOKS if p.is_relative_to(ROOT / "chapters") and p.name.startswith("activity")}
 EXECUTED_BY_NBVAL = [p for p in NOTEBOOKS if p not in LEARNER_ACTIVITIES]
-TIMEOUT_S = int(os.environ.get("ADL_NOTEBOOK_TIMEOUT", "600"))
+TIMEOUT_S = settings.positive_int("ADL_NOTEBOOK_TIMEOUT", 600)
 CHECKED: dict[str, list[str]] = {}  # notebook -> result ids whose learning check passed in this session
 
 

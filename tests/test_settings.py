@@ -138,20 +138,27 @@ def test_get_device_accepts_a_gpu_the_machine_has(clean_env, monkeypatch):
         runtime.get_device()
 
 
+def is_os_environ(node: ast.AST) -> bool:
+    return ast.unparse(node) in ("os.environ", "environ")
+
+
 def test_settings_are_read_nowhere_else():
-    """No module of utils or tools reads os.environ["ADL_..."] itself (tests may set them)."""
+    """No module of utils, tools or tests reads os.environ["ADL_..."] itself (tests may set them)."""
     offenders = []
     # tools/course.py runs before anything is installed: it only defaults ADL_QUICK for the test run, which
     # then validates it through utils.settings.
     exempt = {ROOT / "utils" / "settings.py", ROOT / "tools" / "course.py"}
-    for path in sorted([*(ROOT / "utils").rglob("*.py"), *(ROOT / "tools").glob("*.py")]):
+    for path in sorted([*(ROOT / "utils").rglob("*.py"), *(ROOT / "tools").glob("*.py"),
+                        *(ROOT / "tests").glob("*.py")]):
         if path in exempt:
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("get", "getenv") and node.args \
-                    and isinstance(node.args[0], ast.Constant) and str(node.args[0].value).startswith("ADL_"):
+            if isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant) \
+                    and str(node.args[0].value).startswith("ADL_") and isinstance(node.func, ast.Attribute) \
+                    and (is_os_environ(node.func.value) and node.func.attr == "get"
+                         or ast.unparse(node.func) == "os.getenv"):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-            if isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Constant) \
+            if isinstance(node, ast.Subscript) and is_os_environ(node.value) and isinstance(node.slice, ast.Constant) \
                     and str(node.slice.value).startswith("ADL_") and isinstance(node.ctx, ast.Load):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert not offenders, f"read ADL_* through utils.settings instead: {offenders}"
