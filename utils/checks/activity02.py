@@ -109,6 +109,8 @@ def _features_and_target(ns: Namespace) -> str:
     X_values, y_values = _array(X, "X"), _array(y, "y").reshape(-1)
     expect(X_values.ndim == 2, f"`X` has shape {X_values.shape}; it should be a table (rows, columns)")
     years = data[0].to_numpy(dtype=np.float64)
+    expect(X_values.shape != (len(data) - 1, 91), "`X` lost a row and kept column 0: `data.drop(0)` drops the "
+                                                  "row labelled 0; drop the year column with `drop(columns=[0])`")
     expect(not (X_values.shape[1] == 91), "`X` still contains column 0, the year: the model would see the "
                                           "answer. Drop it from the features")
     expect(X_values.shape == (len(data), 90), f"`X` has shape {X_values.shape}; it should be ({len(data)}, 90)")
@@ -170,6 +172,10 @@ def _split(ns: Namespace) -> str:
         shared = len(positions[a] & positions[b])
         expect(shared == 0, f"{shared:,} songs are in both the {a} and the {b} rows: each song must be in "
                             "exactly one part, or the error measured on it is not an error on unseen songs")
+    blocks = all(max(rows) - min(rows) + 1 == len(rows) for rows in positions.values())
+    expect(not blocks, "each part is one block of consecutive rows of the file: the split did not shuffle "
+                       "(`shuffle=False`, or cutting by position). The file is not in random order, so shuffle "
+                       "features and years together before cutting, e.g. train_test_split(..., random_state=0)")
     return "30,000 / 10,000 / 10,000 songs, no song in two parts, every year still next to its own features"
 
 
@@ -191,6 +197,10 @@ def _standardise(ns: Namespace) -> str:
         expect(not np.allclose(train, leaky, atol=1e-3),
                "the mean and standard deviation come from all 50,000 songs, test songs included (the book's leak, "
                "erratum E2.2): compute them on the training rows only")
+        spread = train.std(axis=0)
+        expect(not (np.allclose(train.mean(axis=0), 0, atol=1e-6) and not np.allclose(spread, 1, atol=1e-2)),
+               f"the training columns have mean 0 but standard deviations from {spread.min():.3f} to "
+               f"{spread.max():.3f}: divide by the standard deviation (`std()`), not by the variance or another spread")
         raise Wrong("the training features are not (x - mean) / std with the training rows' mean and standard "
                     f"deviation (their column means range from {train.mean(axis=0).min():.3f} to "
                     f"{train.mean(axis=0).max():.3f}; they should all be 0)")
