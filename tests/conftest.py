@@ -26,6 +26,13 @@ EXECUTING = ("tests/test_notebooks.py::test_notebook_runs", "tests/test_activiti
              "tests/test_activities.py::test_learner_notebook_filled")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test` runs two workers: one thread each, as its kernels
+        import torch
+
+        torch.set_num_threads(1)
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     if settings.raw(SESSION_DIR_VARIABLE):  # a nested run (nbval subprocess) shares its parent's folders
         return

@@ -133,10 +133,12 @@ def test_test_command_lints_then_runs_pytest_in_quick_mode(monkeypatch):
     course.test("PY", ["-k", "ch01"])
     (lint, _), (pytest_command, env) = calls
     assert lint == ["PY", "-m", "ruff", "check", "utils", "tests", "tools", "chapters", "solutions"]
-    assert pytest_command == ["PY", "-m", "pytest", "-k", "ch01"]
+    assert pytest_command == ["PY", "-m", "pytest", "-n", "2", "-k", "ch01"], "two workers by default"
     assert env["ADL_QUICK"] == "1" and env["ADL_PLAIN_PROGRESS"] == "1"
     monkeypatch.setenv("ADL_QUICK", "0")
     assert course.test_environment()["ADL_QUICK"] == "0", "ADL_QUICK=0 make test runs full mode"
+    for chosen in (["-n", "0"], ["-n0"], ["--numprocesses=4"], ["-p", "no:xdist"]):
+        assert course.parallel(chosen) == [], f"{chosen} chooses the workers itself"
 
 
 def test_lab_opens_jupyterlab_on_the_chapters(monkeypatch):

@@ -148,8 +148,16 @@ def test_environment(base=None):
     return env
 
 
+def parallel(extra):
+    """pytest-xdist's options: two workers (each notebook kernel then gets one thread, see tests/kernel_env.py),
+    unless the arguments choose (``-n 0`` runs in one process)."""
+    if any(arg == "-n" or arg.startswith(("-n", "--numprocesses", "--dist")) or arg == "no:xdist" for arg in extra):
+        return []
+    return ["-n", "2"]
+
+
 def pytest(python, extra):
-    run([python, "-m", "pytest"] + extra, env=test_environment())
+    run([python, "-m", "pytest"] + parallel(extra) + extra, env=test_environment())
 
 
 def test(python, extra):
