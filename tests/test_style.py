@@ -233,3 +233,53 @@ def test_loop_rejects_bad_arguments(vgg, images):
         st.transfer_style(vgg, content, style, iterations=0, progress=False)
     with pytest.raises(KeyError, match="unknown layers"):
         st.transfer_style(vgg, content, style, iterations=1, content_layer="conv9_9", progress=False)
+
+
+# --------------------------------------------------------------------------- speed: layout and Gram backward
+
+def test_gram_matrix_gradient_is_exact_in_both_layouts():
+    torch.manual_seed(0)
+    maps = torch.randn(2, 5, 4, 3, dtype=torch.float64)
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = maps.clone(memory_format=layout).requires_grad_(True)
+        assert torch.autograd.gradcheck(st.gram_matrix, (x,))
+    # the same matrix whatever the layout, and against the textbook formula F F^T / (C H W)
+    flat = maps.flatten(2)
+    expected = flat @ flat.transpose(1, 2) / (5 * 4 * 3)
+    assert torch.allclose(st.gram_matrix(maps.clone(memory_format=torch.channels_last)), expected)
+    # the backward of a non-symmetric upstream gradient uses both dG and dG^T
+    x = maps.clone().requires_grad_(True)
+    weights = torch.randn(2, 5, 5, dtype=torch.float64)
+    (st.gram_matrix(x) * weights).sum().backward()
+    reference = maps.clone().requires_grad_(True)
+    ((reference.flatten(2) @ reference.flatten(2).transpose(1, 2) / 60) * weights).sum().backward()
+    assert torch.allclose(x.grad, reference.grad)
+
+
+def test_preferred_memory_format_is_channels_last_on_cpu_only():
+    assert st.preferred_memory_format("cpu") == torch.channels_last
+    assert st.preferred_memory_format(None) == torch.channels_last
+    assert st.preferred_memory_format(torch.device("cuda")) == torch.contiguous_format
+
+
+def test_loop_gives_the_same_losses_in_either_layout(vgg, images):
+    content, style = images
+    runs = [st.transfer_style(vgg, content, style, iterations=3, progress=False, memory_format=layout)
+            for layout in (torch.contiguous_format, torch.channels_last)]
+    assert runs[0].losses == pytest.approx(runs[1].losses, rel=1e-5)
+    assert runs[1].image.is_contiguous()  # handed back in the default layout, whatever the loop used
+    assert len(runs[1].seconds) == 3 and runs[1].seconds == sorted(runs[1].seconds)
+    assert runs[1].seconds[-1] == pytest.approx(3 * runs[1].seconds_per_iteration, rel=0.5)
+
+
+def test_loop_runs_the_network_once_per_iteration(vgg, images, monkeypatch):
+    content, style = images
+    calls = []
+    first = vgg[0]
+    handle = first.register_forward_hook(lambda module, inputs, output: calls.append(torch.is_grad_enabled()))
+    try:
+        st.transfer_style(vgg, content, style, iterations=4, progress=False)
+    finally:
+        handle.remove()
+    # two fixed targets without a graph, one pass per iteration, one for the final image's loss
+    assert calls == [False, False] + [True] * 4 + [False]
