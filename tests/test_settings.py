@@ -170,3 +170,11 @@ def test_every_setting_is_documented_in_the_readme():
     documented = set(re.findall(r"^\| `(ADL_[A-Z_]+)`", section, re.M))
     assert documented == set(settings.SETTINGS), \
         f"README's Settings table and utils.settings differ: {sorted(documented ^ set(settings.SETTINGS))}"
+
+
+def test_the_test_session_folder_holds_this_sessions_outputs_and_results():
+    """ADL_TEST_SESSION_DIR (set by tests/conftest.py) is where this session's hand-offs and records go."""
+    session = settings.folder("ADL_TEST_SESSION_DIR", must_exist=True)
+    assert session is not None and session.is_dir()
+    assert handoff.outputs_dir() == session / "outputs"
+    assert results.results_dir("quick") == session / "results" / "quick"
