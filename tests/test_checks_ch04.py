@@ -57,12 +57,56 @@ def test_step1_right_network_passes_with_the_book_parameter_count():
     (make_cnn(flat=40 * 8 * 8), "needs 40 * 4 * 4 = 640 inputs"),
     (make_cnn(log_softmax=False), "do not sum to 1 after `exp()`"),
     (make_cnn(hidden=50), "the book's has 74,450"),
-    (make_cnn(dropout=0.5), "two with p = 0.2"),
+    (make_cnn(dropout=0.5), "the book uses p = 0.2"),
     (make_cnn(bn=True), "no batch normalisation yet"),
 ])
 def test_step1_wrong_networks_get_specific_messages(cnn, expected):
     s, message = status(activity07.check, 1, {"CNN": cnn})
     assert s == "wrong" and expected in message, message
+
+
+class SharedDropout(nn.Module):
+    """Hint 2's network: one nn.Dropout module applied twice, functional ReLU and log-softmax."""
+
+    def __init__(self, relu_after=(True, True, True, True), training_flag=True, functional=False):
+        super().__init__()
+        self.conv1, self.conv2 = nn.Conv2d(3, 10, 3, 1, 1), nn.Conv2d(10, 20, 3, 1, 1)
+        self.conv3 = nn.Conv2d(20, 40, 3, 1, 1)
+        self.pool = nn.MaxPool2d(2, 2)
+        self.linear1, self.linear2 = nn.Linear(640, 100), nn.Linear(100, 10)
+        self.dropout = nn.Dropout(0.2)
+        self.relu_after, self.training_flag, self.functional = relu_after, training_flag, functional
+
+    def drop(self, x):
+        if self.functional:
+            return nn.functional.dropout(x, 0.2, training=self.training if self.training_flag else True)
+        return self.dropout(x)
+
+    def forward(self, x):
+        for conv, relu in zip((self.conv1, self.conv2, self.conv3), self.relu_after):
+            x = self.pool(torch.relu(conv(x)) if relu else conv(x))
+        x = self.drop(x.flatten(1))
+        x = self.linear1(x)
+        x = self.drop(torch.relu(x) if self.relu_after[3] else x)
+        return torch.log_softmax(self.linear2(x), dim=1)
+
+
+def _class(**kwargs):
+    return type("CNN", (SharedDropout,), {"__init__": lambda self: SharedDropout.__init__(self, **kwargs)})
+
+
+def test_step1_counts_dropout_where_it_is_applied_not_the_modules():
+    assert activity07.check.run(1, {"CNN": _class()}).passed  # one nn.Dropout used twice (the hint's class)
+    assert activity07.check.run(1, {"CNN": _class(functional=True)}).passed  # F.dropout(training=self.training)
+    s, message = status(activity07.check, 1, {"CNN": _class(functional=True, training_flag=False)})
+    assert s == "wrong" and "training=self.training" in message
+
+
+@pytest.mark.parametrize("relu_after, layer", [((True, False, False, True), "the third convolution"),
+                                                ((True, True, True, False), "the second linear layer")])
+def test_step1_a_relu_after_each_hidden_layer(relu_after, layer):
+    s, message = status(activity07.check, 1, {"CNN": _class(relu_after=relu_after)})
+    assert s == "wrong" and f"what reaches {layer} has negative values" in message
 
 
 def _setup_ns(loss=None, lr=0.001, epochs=None, other_model=False):
@@ -74,7 +118,10 @@ def _setup_ns(loss=None, lr=0.001, epochs=None, other_model=False):
 
 def test_step2_right_setup_passes_and_typical_mistakes_are_named():
     assert activity07.check.run(2, _setup_ns()).passed
-    assert "applies `log_softmax` itself" in status(activity07.check, 2, _setup_ns(loss=nn.CrossEntropyLoss()))[1]
+    s, message = status(activity07.check, 2, _setup_ns(loss=nn.CrossEntropyLoss()))
+    assert s == "passed" and "log_softmax of log-probabilities changes nothing" in message  # same values as NLLLoss
+    assert activity07.check.run(2, _setup_ns(loss=nn.functional.nll_loss)).passed
+    assert "nn.NLLLoss()" in status(activity07.check, 2, _setup_ns(loss=nn.MSELoss()))[1]
     assert "the book uses 0.001" in status(activity07.check, 2, _setup_ns(lr=0.01))[1]
     assert "does not hold this model's parameters" in status(activity07.check, 2, _setup_ns(other_model=True))[1]
     assert "use `quick(50, 1)`" in status(activity07.check, 2, _setup_ns(epochs=7))[1]
@@ -112,11 +159,33 @@ def test_step3_training_loop():
     assert "zero_grad" in status(activity07.check, 3, {"train": _loop(zero_grad=False)})[1]
 
 
-def test_step4_losses():
-    ns = {"train_losses": [2.0], "val_losses": [1.9], "epochs": 1}
+def _trained_ns():
+    """A model whose validation loss is below ln 10 (its validation labels are its own predictions)."""
+    from utils.training import evaluate
+    torch.manual_seed(0)
+    model = make_cnn()()
+    images, _ = _data(100, seed=1)
+    with torch.no_grad():
+        own = torch.cat([model.eval()(x).argmax(1) for x, _ in CifarBatches(images, torch.zeros(100), 50)])
+    val_batches = CifarBatches(images, own, 50)
+    train_images, train_labels = _data(100, seed=2)
+    val_loss, _ = evaluate(model, val_batches, nn.NLLLoss())
+    return {"model": model, "val_batches": val_batches, "train_batches": CifarBatches(train_images, train_labels, 50),
+            "train_losses": [2.0], "val_losses": [val_loss], "epochs": 1}
+
+
+def test_step4_losses_are_what_the_model_scores_on_the_validation_batches():
+    ns = _trained_ns()
     assert activity07.check.run(4, ns).passed
-    assert "not below ln 10" in status(activity07.check, 4, {**ns, "val_losses": [2.5]})[1]
     assert "for 1 epochs" in status(activity07.check, 4, {**ns, "train_losses": [2.0, 1.5]})[1]
+    s, message = status(activity07.check, 4, {**ns, "val_losses": [ns["val_losses"][0] + 0.5]})
+    assert s == "wrong" and "now scores" in message
+    from utils.training import evaluate
+    on_train, _ = evaluate(ns["model"], ns["train_batches"], nn.NLLLoss())
+    s, message = status(activity07.check, 4, {**ns, "val_losses": [on_train]})  # loaders swapped
+    assert s == "wrong" and "measured on the training batches" in message
+    s, message = status(activity07.check, 4, {**ns, "train_losses": ([2.0], [1.9])})
+    assert s == "wrong" and "unpack" in message
 
 
 def _data(n=200, seed=0):
@@ -186,7 +255,10 @@ def test_activity8_augmentation_and_batches():
     s, message = status(activity08.check, 1, leaky)
     assert s == "wrong" and "E4.4" in message
     s, message = status(activity08.check, 1, {**right, "augmentation": lambda batch: batch})
-    assert s == "wrong" and "must be random" in message
+    assert s == "wrong" and "0% of the images came out mirrored" in message and "one draw for the whole" in message
+    s, message = status(activity08.check, 1, {**right, "test_batches": CifarBatches(images[:50], labels[:50], 50),
+                                              "test_images": images[100:200], "test_idx": torch.arange(100)})
+    assert s == "wrong" and "test_images[test_idx]" in message
     s, message = status(activity08.check, 1, {**right, "augmentation": BatchAugmentation(flip_p=1.0)})
     assert s == "wrong" and "about half should" in message
     s, message = status(activity08.check, 1, {**right, "augmentation": lambda b: b.float() / 255})
@@ -195,11 +267,17 @@ def test_activity8_augmentation_and_batches():
 
 def test_activity8_and_9_training_steps():
     from utils.training import History
-    ns = _setup_ns(epochs=quick(100, 1))
+    trained = _trained_ns()
+    ns = {**_setup_ns(epochs=quick(100, 1)), "model": trained["model"], "val_batches": trained["val_batches"]}
+    ns["optimizer"] = optim.Adam(ns["model"].parameters(), lr=0.001)
     history = History()
     n = ns["epochs"]
-    history.train_loss, history.val_loss, history.val_metric = [2.0] * n, [1.8] * n, [0.3] * n
+    last = trained["val_losses"][0]
+    history.train_loss, history.val_loss, history.val_metric = [2.0] * n, [last] * n, [0.3] * n
     assert activity08.check.run(3, {**ns, "history": history}).passed
+    other = History()
+    other.train_loss, other.val_loss, other.val_metric = [2.0] * n, [last + 0.3] * n, [0.3] * n
+    assert "now scores" in status(activity08.check, 3, {**ns, "history": other})[1]  # another network's history
     assert "use `quick(100, 1)`" in status(activity09.check, 2, {**_setup_ns(epochs=50), "history": history})[1]
     short = History()
     short.train_loss, short.val_loss = [2.0], [1.8]

@@ -56,13 +56,32 @@ class SalesRNN(nn.Module):
         return self.output(states if self.per_step else states[:, -1])
 
 
+class TimeFirstRNN(nn.Module):
+    """The book's sizes, but an RNN that reads dimension 0 as time, fed (products, weeks, 1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn, self.output = nn.RNN(1, 10), nn.Linear(10, 1)
+
+    def forward(self, x):
+        return self.output(self.rnn(x)[0])
+
+
+def test_activity11_gradients_added_up_over_the_epochs_are_caught(sales):
+    ns = solved11(sales)
+    model, x_train, y_train = ns["model"], ns["x_train"], ns["y_train"]
+    for _ in range(20):  # twenty more epochs without resetting the gradients
+        nn.functional.mse_loss(model(x_train), y_train).backward()
+    assert wrong(check11.run(4, ns), "zero_grad")
+
+
 def solved11(sales) -> dict:
     values = torch.tensor(sales.to_numpy(), dtype=torch.float32)
     mean, std = values[:, :48].mean(), values[:, :48].std()
     scaled = ((values - mean) / std).unsqueeze(-1)
     torch.manual_seed(0)
     model = SalesRNN()
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.001)
     x_train, y_train = scaled[:, :47], scaled[:, 1:48]
     losses = []
     for _ in range(30):
@@ -82,7 +101,8 @@ def solved11(sales) -> dict:
     ax.set(xlabel="product", ylabel="units")
     ax.legend()
     return dict(sales=sales, sample=sales.sample(5, random_state=0), x_train=x_train, y_train=y_train, mean=mean,
-                std=std, model=model, losses=losses, epochs=30, forecast=out[:, 47:], actual=values[:, 48:],
+                std=std, model=model, optimizer=optimizer, losses=losses, epochs=30, forecast=out[:, 47:],
+                actual=values[:, 48:],
                 naive=values[:, 47:51], w51_figure=figure)
 
 
@@ -103,6 +123,11 @@ def test_activity11_wrong_answers(sales):
     assert wrong(check11.run(3, {**ns, "model": SalesRNN(input_size=51)}), "input_size=1")
     assert wrong(check11.run(3, {**ns, "model": SalesRNN(per_step=False)}), "every week")
     assert wrong(check11.run(4, {**ns, "losses": ns["losses"][::-1]}), "should go down")
+    assert wrong(check11.run(4, {**ns, "optimizer": torch.optim.Adam(ns["model"].parameters(), lr=0.1)}),
+                 "learning rate")
+    assert wrong(check11.run(4, {**ns, "losses": [torch.tensor(v, requires_grad=True) for v in ns["losses"]]}),
+                 "loss.item()")
+    assert wrong(check11.run(3, {**ns, "model": TimeFirstRNN()}), "batch_first=True")
     std, mean = float(ns["std"]), float(ns["mean"])
     assert wrong(check11.run(5, {**ns, "forecast": (ns["forecast"] - mean) / std}), "undo the scaling")
     assert wrong(check11.run(5, {**ns, "naive": ns["actual"]}), "week *before*")

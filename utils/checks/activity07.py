@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from ..cifar import CifarBatches
 from ..runtime import quick
 from ..training import accuracy, evaluate
-from . import Checker, Namespace, Wrong, close, count_parameters, expect, expect_optimizer, need
+from . import Checker, Namespace, Wrong, close, count_parameters, expect, expect_optimizer, need, nll_equivalent
 from .training_loop import check_training_loop, losses_of
 
 check = Checker("Activity 7")
@@ -75,18 +77,109 @@ def check_cnn(model: nn.Module, batch_norm: bool = False) -> str:
                                "normalises the first linear layer's 100 outputs: `nn.BatchNorm1d(100)`")
     else:
         expect(not bns2d and not bns1d, "this activity's network has no batch normalisation yet (that is Activity 9)")
-    dropouts = [m.p for m in model.modules() if isinstance(m, nn.Dropout)]
-    expect(sorted(dropouts) == [0.2, 0.2],
-           f"your network has dropout layers {dropouts or 'none'}; the book's has two with p = 0.2: "
-                      "before the first linear layer and after its ReLU")
     expected = BOOK_PARAMETERS + (BOOK_BN_PARAMETERS if batch_norm else 0)
     n = count_parameters(model)
     if n != expected:
         linear = [(m.in_features, m.out_features) for m in model.modules() if isinstance(m, nn.Linear)]
         raise Wrong(f"your network has {n:,} parameters; the book's has {expected:,}: its linear layers should be "
                     f"640 -> 100 -> 10, yours are {' , '.join(f'{a} -> {b}' for a, b in linear) or 'missing'}")
-    return (f"{n:,} parameters as in the book; convolutions of 10, 20, 40 filters; "
-            "two images give (2, 10) log-probabilities")
+    check_nonlinearities(model)
+    dropout = check_dropout(model)
+    return (f"{n:,} parameters as in the book; convolutions of 10, 20, 40 filters, each followed by a ReLU; "
+            f"{dropout}; two images give (2, 10) log-probabilities")
+
+
+#: What reaches each layer after the first, and what should come right before it.
+_HIDDEN = (("the second convolution", "the first convolution"), ("the third convolution", "the second convolution"),
+           ("the first linear layer", "the third convolution"), ("the second linear layer", "the first linear layer"))
+
+
+def _layers(model: nn.Module) -> list[nn.Module]:
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    return convs[1:3] + linears[:2]
+
+
+def check_nonlinearities(model: nn.Module) -> None:
+    """A ReLU after *each* hidden layer: what reaches every later layer (forward pre-hooks) is never negative."""
+    seen: dict[int, float] = {}
+    layers = _layers(model)
+    handles = [layer.register_forward_pre_hook(
+        lambda module, inputs, i=i: seen.__setitem__(i, float(inputs[0].detach().float().min())))
+        for i, layer in enumerate(layers)]
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    for i, (layer, before) in enumerate(_HIDDEN[:len(layers)]):
+        expect(seen.get(i, 0.0) >= 0.0,
+               f"what reaches {layer} has negative values, so no ReLU follows {before}: apply `torch.relu` (or "
+               "`nn.ReLU()`) after every convolution and after the first linear layer; without it two layers "
+               "in a row collapse into one linear map")
+
+
+def check_dropout(model: nn.Module) -> str:
+    """Dropout applied (not merely listed: a shared ``nn.Dropout`` counts each time it runs) with p = 0.2 to the
+    flattened features and to the first linear layer's outputs, on in training mode and off in eval mode."""
+    events: list[tuple] = []
+    original = F.dropout
+
+    def recording(input, p=0.5, training=True, inplace=False):  # noqa: A002 - F.dropout's own signature
+        events.append(("dropout", float(p), bool(training), int(input.shape[-1])))
+        return original(input, p, training, inplace)
+
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)][:2]
+    handles = [layer.register_forward_pre_hook(lambda module, inputs, i=i: events.append(("linear", i)))
+               for i, layer in enumerate(linears)]
+    images = torch.randn(16, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    F.dropout = recording  # nn.Dropout and F.dropout both call torch.nn.functional.dropout
+    state = torch.random.get_rng_state()
+    try:
+        with torch.no_grad():
+            model.eval()
+            first, second = model(images), model(images)
+            in_eval = [e for e in events if e[0] == "dropout" and e[2]]
+            events.clear()
+            model.train()
+            trained = model(images), model(images)
+    finally:
+        F.dropout = original
+        torch.random.set_rng_state(state)
+        for handle in handles:
+            handle.remove()
+        model.eval()
+    expect(not in_eval and torch.equal(first, second),
+           "in eval mode your network still drops values at random (two runs on the same images differ): with "
+           "`F.dropout` pass `training=self.training`, or use `nn.Dropout(0.2)` modules, which `model.eval()` "
+           "switches off")
+    drops = [e for e in events if e[0] == "dropout"]
+    if not drops:  # dropout by other means (e.g. torch.dropout): judge by behaviour only
+        expect(not torch.equal(*trained), "your network has no dropout: in training mode two runs on the same "
+                                          "images agree. The book drops 20% (p = 0.2) of the flattened features "
+                                          "and of the first linear layer's outputs")
+        return "dropout in training mode only"
+    run = events[:len(events) // 2]  # one forward pass
+    marks = [i for i, e in enumerate(run) if e[0] == "linear"]
+    if len(marks) == 2:
+        before = [e for e in run[:marks[0]] if e[0] == "dropout"]
+        between = [e for e in run[marks[0]:marks[1]] if e[0] == "dropout"]
+        after = [e for e in run[marks[1]:] if e[0] == "dropout"]
+        for where, found in (("the flattened features, before the first linear layer", before),
+                             ("the first linear layer's outputs, after its ReLU", between)):
+            expect(found, f"no dropout is applied to {where}: the book drops 20% there (`nn.Dropout(0.2)`, "
+                          "one module may serve both places)")
+            expect(len(found) == 1, f"dropout is applied {len(found)} times to {where}; once is enough")
+            expect(abs(found[0][1] - 0.2) < 1e-9, f"the dropout on {where} has p = {found[0][1]:g}; the book uses "
+                                                  "p = 0.2 (`nn.Dropout()` alone means 0.5)")
+        expect(not after, "dropout is applied after the last linear layer, to the class scores: the book drops "
+                          "values only before the first linear layer and after its ReLU")
+        expect(len(before) + len(between) == len(drops) // 2,
+               "dropout is also applied inside the convolutional part: the book drops values only before the "
+               "first linear layer and after its ReLU")
+    return "dropout with p = 0.2 before each linear layer, in training mode only"
 
 
 @check.register(1, "define the CNN")
@@ -101,15 +194,14 @@ def check_setup(ns: Namespace, book_epochs: int) -> str:
     optimizer = need(ns, "optimizer", "Adam over the model's parameters")
     epochs = need(ns, "epochs", f"the number of epochs, `quick({book_epochs}, 1)`")
     expect(isinstance(model, nn.Module), f"`model` is a {type(model).__name__}; create it with `CNN()`")
-    if isinstance(loss_function, nn.CrossEntropyLoss):
-        raise Wrong("`nn.CrossEntropyLoss` applies `log_softmax` itself, and the network already ends with one: "
-                    "use `nn.NLLLoss()`, which takes log-probabilities")
-    expect(isinstance(loss_function, nn.NLLLoss), f"`loss_function` is {type(loss_function).__name__}; the network "
-                                                  "outputs log-probabilities, so the matching loss is `nn.NLLLoss()`")
+    expect(callable(loss_function), f"`loss_function` is a {type(loss_function).__name__}; create the loss, "
+                                    "`nn.NLLLoss()`")
+    note = nll_equivalent(loss_function, "loss_function")
     expect_optimizer(optimizer, model, lr=0.001)
     expect(epochs == quick(book_epochs, 1), f"`epochs` is {epochs}; use `quick({book_epochs}, 1)`: {book_epochs} "
                                             "as in the book, 1 in quick mode")
-    return f"NLLLoss, Adam at lr 0.001 over the model's {count_parameters(model):,} parameters, {epochs} epoch(s)"
+    return (f"the negative log-likelihood loss{note}, Adam at lr 0.001 over the model's "
+            f"{count_parameters(model):,} parameters, {epochs} epoch(s)")
 
 
 @check.register(2, "create the model, loss function and optimizer")
@@ -125,16 +217,35 @@ def _step3(ns: Namespace) -> str:
 
 @check.register(4, "train the network")
 def _step4(ns: Namespace) -> str:
-    need(ns, "train_losses", "the per-epoch training losses that `train` returns")
+    train_losses = need(ns, "train_losses", "the per-epoch training losses that `train` returns")
+    if isinstance(train_losses, tuple) and len(train_losses) == 2 and all(isinstance(v, list) for v in train_losses):
+        raise Wrong("`train_losses` holds both lists `train` returns: unpack them, "
+                    "`train_losses, val_losses = train(...)`")
     need(ns, "val_losses", "the per-epoch validation losses")
     epochs = need(ns, "epochs")
+    expect(epochs >= 1, f"`epochs` is {epochs}: train for `quick(50, 1)` epochs")
     train_losses, val_losses = losses_of((ns["train_losses"], ns["val_losses"]), epochs)
     expect(all(math.isfinite(v) for v in train_losses + val_losses), "a loss is not finite: training diverged")
+    model, val_batches = need(ns, "model"), need(ns, "val_batches")
+    device = next(model.parameters()).device
+    now, _ = evaluate(model, val_batches, nn.NLLLoss(), device=device)
+    if not close(val_losses[-1], now, 1e-3):
+        train_batches = ns.get("train_batches")
+        if isinstance(train_batches, CifarBatches):
+            fixed = CifarBatches(train_batches.images, train_batches.labels, train_batches.batch_size,
+                                 device=train_batches.device)  # in order: the learner's shuffling stream is untouched
+            on_train, _ = evaluate(model, fixed, nn.NLLLoss(), device=device)
+            expect(not close(val_losses[-1], on_train, 1e-3),
+                   "`val_losses` was measured on the training batches: call `train(model, train_batches, "
+                   "val_batches, ...)`, training batches first, validation batches second")
+        raise Wrong(f"the last entry of `val_losses` is {val_losses[-1]:.4f}, but `model` now scores {now:.4f} on "
+                    "`val_batches`: train `model` itself (the network the optimiser holds), with `train_batches` "
+                    "to train on and `val_batches` to validate on")
     expect(val_losses[-1] < math.log(10),
            f"the last validation loss is {val_losses[-1]:.3f}, not below ln 10 = {math.log(10):.3f}, "
            "a network that guesses: did the weights change?")
     return (f"{epochs} epoch(s); validation loss {val_losses[0]:.3f} after the first, "
-            f"{val_losses[-1]:.3f} after the last")
+            f"{val_losses[-1]:.3f} after the last, which is what `model` scores on `val_batches` now")
 
 
 def check_test_accuracy(ns: Namespace) -> str:
@@ -171,6 +282,14 @@ def _step6(ns: Namespace) -> str:
     test_batches = need(ns, "test_batches")
     expected_n = getattr(test_batches, "num_images", n)
     expect(n == expected_n, f"`matrix` counts {n} images, the test batches hold {expected_n}")
+    val_batches = ns.get("val_batches")
+    if not close(float(matrix.diag().sum()) / n, test_acc, 1e-3) and val_batches is not None:
+        model = need(ns, "model")
+        _, on_val = evaluate(model, val_batches, nn.NLLLoss(), metric=accuracy,
+                             device=next(model.parameters()).device)
+        expect(not close(float(matrix.diag().sum()) / n, on_val, 1e-3),
+               "`matrix` counts the validation predictions: build it from the test batches, "
+               "`predict(model, test_batches)` against `test_labels[test_idx]`")
     expect(close(float(matrix.diag().sum()) / n, test_acc, 1e-3),
            f"the diagonal holds {float(matrix.diag().sum()) / n:.1%} of the images, but the test accuracy is "
            f"{test_acc:.1%}: rows should be the true classes and columns the predictions (or the reverse), "

@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
-from ..cifar import BOOK_MEAN, BOOK_STD, normalize
-from . import Checker, Namespace, expect, need
+from ..cifar import BOOK_MEAN, BOOK_STD, normalize, to_grayscale
+from ..training import evaluate
+from . import Checker, Namespace, close, expect, need
 from .activity07 import _build, check_cnn, check_setup, check_test_accuracy
 
 check = Checker("Activity 8")
@@ -37,15 +39,20 @@ def check_augmentation(augmentation) -> str:
            f"{tuple(first.shape) if isinstance(first, torch.Tensor) else type(first).__name__}: it must keep the shape")
     expect(first.dtype == torch.uint8, f"the augmentation returned {first.dtype}; keep uint8 pixels (0-255), "
                                        "`normalize` converts them to floats afterwards")
+    mirrored = batch.flip(-1)
+    flipped = torch.tensor([torch.equal(a, b) or torch.equal(a, g) for a, b, g in
+                            zip(first, mirrored, to_grayscale(mirrored))]).float().mean().item()
+    grey = ((first[:, 0] == first[:, 1]) & (first[:, 1] == first[:, 2])).flatten(1).all(dim=1).float().mean().item()
+    whole = (" All or none: one draw for the whole batch, as torchvision's transforms make when given a batch "
+             "(they treat it as one image); draw for each image, as `BatchAugmentation` or "
+             "`random_horizontal_flip` do") if flipped in (0.0, 1.0) else ""
+    expect(0.35 <= flipped <= 0.65, f"{flipped:.0%} of the images came out mirrored left-right; with "
+                                    f"`flip_p=0.5` about half should (`RandomHorizontalFlip(0.5)`).{whole}")
+    expect(0.03 <= grey <= 0.2, f"{grey:.0%} of the images came out grey; with `grayscale_p=0.1` about one in ten "
+                                "should (`RandomGrayscale(0.1)`)")
     second = augmentation(batch.clone())
     expect(not torch.equal(first, second), "two calls on the same batch gave identical images: the augmentation "
                                            "must be random, a new draw each time an image is used")
-    flipped = torch.tensor([torch.equal(a, b.flip(-1)) for a, b in zip(first, batch)]).float().mean().item()
-    grey = ((first[:, 0] == first[:, 1]) & (first[:, 1] == first[:, 2])).flatten(1).all(dim=1).float().mean().item()
-    expect(0.35 <= flipped <= 0.65, f"{flipped:.0%} of the images came out mirrored left-right; with "
-                                    "`flip_p=0.5` about half should (`RandomHorizontalFlip(0.5)`)")
-    expect(0.03 <= grey <= 0.2, f"{grey:.0%} of the images came out grey; with `grayscale_p=0.1` about one in ten "
-                                "should (`RandomGrayscale(0.1)`)")
     return f"keeps shape and uint8 pixels, random: {flipped:.0%} mirrored and {grey:.0%} grey in a batch of 400"
 
 
@@ -72,6 +79,14 @@ def _step1(ns: Namespace) -> str:
         expected = normalize(images[val_idx].to(device), BOOK_MEAN, BOOK_STD).cpu()
         expect(first.shape == expected.shape and torch.equal(first, expected),
                "`val_batches` should hold `images[val_idx]`, normalised, in order and not augmented")
+    test_images, test_idx = ns.get("test_images"), ns.get("test_idx")
+    if test_images is not None and test_idx is not None:
+        first, _ = _passes(test_batches)
+        device = next(iter(test_batches))[0].device
+        expected = normalize(test_images[test_idx].to(device), BOOK_MEAN, BOOK_STD).cpu()
+        expect(first.shape == expected.shape and torch.equal(first, expected),
+               "`test_batches` should hold the held-out test images, `test_images[test_idx]` with "
+               "`test_labels[test_idx]`, normalised, in order and not augmented")
     x, _ = next(iter(train_batches))
     expect(x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1,
            "the training batches should be normalised floats in [-1, 1]")
@@ -95,8 +110,13 @@ def _step3(ns: Namespace) -> str:
            f"validation loss per epoch ({epochs})")
     expect(getattr(history, "val_metric", None), "pass `metric=accuracy` to `fit` to follow the validation accuracy")
     last = history.val_loss[-1]
-    expect(math.isfinite(last) and last < math.log(10), f"the last validation loss is {last:.3f}, not below ln 10: "
-                                                        "did the network learn?")
+    expect(math.isfinite(last), f"the last validation loss is {last}: training diverged")
+    model, val_batches = ns["model"], need(ns, "val_batches")
+    now, _ = evaluate(model, val_batches, nn.NLLLoss(), device=next(model.parameters()).device)
+    expect(close(last, now, 1e-3),
+           f"the last validation loss in `history` is {last:.4f}, but `model` now scores {now:.4f} on `val_batches`: "
+           "train `model` itself (the network the optimiser holds) and pass `val_batches=val_batches` to `fit`")
+    expect(last < math.log(10), f"the last validation loss is {last:.3f}, not below ln 10: did the network learn?")
     return f"{setup}; validation accuracy after the last epoch {history.val_metric[-1]:.1%}"
 
 

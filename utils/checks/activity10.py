@@ -163,9 +163,17 @@ def _extractor(ns: Namespace) -> str:
         if isinstance(img, torch.Tensor):
             h, w = img.shape[-2:]
             shape = tuple(feats["conv5_1"].shape[1:])
+            source = "content_img" if label == "content_features" else "style_img"
             expect(shape == _expected_shape("conv5_1", h, w),
-                   f"`{label}['conv5_1']` is {'x'.join(map(str, shape))} for an image of {h}x{w}: extract it "
-                   "from that image with your function")
+                   f"`{label}['conv5_1']` is {'x'.join(map(str, shape))}, but `{source}` is {h}x{w}: "
+                   f"`{label} = features_extractor({source}, model, VGG19_LAYERS)`")
+            learner_model = ns.get("model")
+            if isinstance(learner_model, nn.Module):
+                with torch.no_grad():
+                    again = extractor(img, learner_model, dict(VGG19_LAYERS))[CONTENT_LAYER]
+                expect(torch.allclose(feats[CONTENT_LAYER].detach(), again.detach(), rtol=1e-4, atol=1e-5),
+                       f"`{label}` are not the features of `{source}`: "
+                       f"`{label} = features_extractor({source}, model, VGG19_LAYERS)`")
     return (f"every layer is applied in order (conv5_1 of a {size}x{size} image is 512x2x2, so 512x14x14 at "
             f"224 px), the features keep the graph, and they are {kind}; content and style features are fixed "
             "targets")
@@ -318,12 +326,23 @@ def _loss_function(ns: Namespace) -> str:
 def _loop(ns: Namespace) -> str:
     history = need(ns, "history", "a list with the total loss (a float) of every iteration")
     iterations = int(need(ns, "iterations", "run the setup cell first"))
+    target = need(ns, "target_img", "step 5")
+    content = need(ns, "content_img", "run the cell that loads the images first")
+    expect(target.is_leaf and target.requires_grad,
+           "`target_img` is no longer a leaf that requires gradients: `target_img = target_img.clamp(...)` "
+           "replaces the tensor the optimiser updates with a computed copy. Clamp in place, under "
+           "torch.no_grad() (clamp_to_pixel_range_(target_img))")
     expect(isinstance(history, list | tuple) and len(history) > 0, "`history` must be a list of floats")
+    expect(not any(isinstance(v, torch.Tensor) and v.requires_grad for v in history),
+           "`history` holds the loss tensors themselves, each keeping its iteration's whole graph (and the memory "
+           "it uses) alive: append `total_loss.item()`, a float")
     values = [float(v) for v in history]
     expect(len(values) == iterations,
            f"`history` has {len(values)} values for iterations = {iterations}: append loss.item() once per "
            "iteration (run the loop cell once, from a fresh target image)")
     expect(all(math.isfinite(v) for v in values), "the loss became infinite or NaN: check the learning rate")
+    expect(not torch.equal(target.detach(), content.detach()),
+           "`target_img` still equals the content image: is the optimiser built on [target_img]?")
     expect(max(values) - min(values) > 1e-9 * max(abs(values[0]), 1e-30),
            f"the total loss never changes ({values[0]:.4g} at every iteration): are the target's features and "
            "the losses computed inside the loop, from the current target_img, and is the loss of each "
@@ -332,17 +351,43 @@ def _loop(ns: Namespace) -> str:
            f"the total loss did not fall ({values[0]:.4g} at the first iteration, {values[-1]:.4g} at the last): "
            "is the optimiser built on [target_img], and does every iteration call zero_grad(), backward() "
            "and step()?")
-    target = need(ns, "target_img", "step 5")
-    content = need(ns, "content_img", "run the cell that loads the images first")
-    expect(target.is_leaf and target.requires_grad,
-           "`target_img` is no longer a leaf that requires gradients: `target_img = target_img.clamp(...)` "
-           "replaces the tensor the optimiser updates. Clamp in place, under torch.no_grad() "
-           "(clamp_to_pixel_range_(target_img))")
-    expect(not torch.equal(target.detach(), content.detach()),
-           "`target_img` still equals the content image: is the optimiser built on [target_img]?")
     low, high = pixel_bounds(target)
     inside = bool(((target >= low - 1e-5) & (target <= high + 1e-5)).all())
     expect(inside, "some pixels of `target_img` lie outside what a picture can hold: clamp the image after "
                    "every step (clamp_to_pixel_range_(target_img)), ERRATA E5.3")
-    return (f"the total loss fell from {values[0]:.4g} to {values[-1]:.4g} in {iterations} iterations; the target "
-            "is still a leaf that requires gradients, and every pixel is inside the valid range")
+    reference = _reference_loop(ns, content, iterations)
+    if reference is not None:
+        if float(target.min()) >= 0 and float(low.min()) < 0 and float(content.min()) < 0:
+            raise Wrong("every pixel of `target_img` is now >= 0, but the image is normalised (ImageNet mean and "
+                        "std), so real pixels reach below 0: clamping to [0, 1] cuts them off (ERRATA E5.3). "
+                        "Clamp to the normalised bounds of 0 and 1, `clamp_to_pixel_range_(target_img)`")
+        for iteration, (mine, theirs) in enumerate(zip(values, reference), start=1):
+            expect(_close(mine, theirs, 1e-5),
+                   f"at iteration {iteration} your total loss is {mine:.6g}, but the same loop run again from the "
+                   f"content image gives {theirs:.6g}: every iteration extracts the target's features, computes "
+                   "the losses, calls `optimizer.zero_grad()` (or the gradients add up), `backward()`, `step()`, "
+                   "then clamps, and appends the total loss of that iteration")
+    return (f"the total loss fell from {values[0]:.4g} to {values[-1]:.4g} in {iterations} iterations, as the "
+            "reference loop's does; the target is still a leaf that requires gradients, and every pixel is "
+            "inside the valid range")
+
+
+def _reference_loop(ns: Namespace, content: torch.Tensor, iterations: int) -> list[float] | None:
+    """The book's loop (E5.3 clamp) from the content image, with the learner's extractor and losses; ``None`` when
+    those are missing (their own steps say so)."""
+    extractor, compute_losses, model = ns.get("features_extractor"), ns.get("compute_losses"), ns.get("model")
+    if not (callable(extractor) and callable(compute_losses) and isinstance(model, nn.Module)):
+        return None
+    image = content.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([image], lr=float(ns.get("lr", 0.001)))
+    values = []
+    for _ in range(iterations):
+        total = compute_losses(extractor(image, model, dict(VGG19_LAYERS)))[2]
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        low, high = pixel_bounds(image)
+        with torch.no_grad():
+            image.clamp_(min=low, max=high)
+        values.append(float(total))
+    return values

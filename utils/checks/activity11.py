@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
-from . import Checker, Namespace, Wrong, count_parameters, expect, need
+from . import Checker, Namespace, Wrong, count_parameters, expect, expect_optimizer, need
 
 check = Checker("Activity 11")
 
@@ -44,6 +45,9 @@ def _sequences(ns: Namespace) -> str:
     first_test = values.shape[1] - HOLDOUT
     expect(isinstance(x_train, torch.Tensor) and isinstance(y_train, torch.Tensor),
            "`x_train` and `y_train` must be tensors")
+    expect(x_train.dtype == torch.float32 and y_train.dtype == torch.float32,
+           f"`x_train` is {x_train.dtype} and `y_train` {y_train.dtype}: the RNN's weights are float32 and cannot "
+           "read float64 inputs, so make `values` with `dtype=torch.float32`")
     if tuple(x_train.shape) == (811, 1, 51):
         raise Wrong("`x_train` has shape (811, 1, 51): one time step with 51 features, the book's shape (E6.2). "
                     "Make each week a time step with one feature: (products, weeks, 1)")
@@ -86,7 +90,6 @@ def _model(ns: Namespace) -> str:
     if rnn.input_size != 1:
         raise Wrong(f"the RNN reads {rnn.input_size} features per time step; a week has one (its units sold): "
                     "`input_size=1` (51 is the book's one-step-of-51-features mistake, E6.2)")
-    expect(rnn.batch_first, "make the RNN `batch_first=True`: the data is (products, weeks, features)")
     n = count_parameters(model)
     expect(n == BOOK_PARAMETERS, f"your network has {n} parameters; the book's has {BOOK_PARAMETERS}: one "
                                  "recurrent layer of 10 units and `nn.Linear(10, 1)`")
@@ -97,7 +100,26 @@ def _model(ns: Namespace) -> str:
     expect(tuple(out.shape) == (3, 47, 1),
            f"for 3 products x 47 weeks the model returns shape {tuple(out.shape)}; expected (3, 47, 1): apply the "
            "linear layer to the hidden state at every week, not only the last, so there is one forecast per week")
-    return f"{n} parameters, as in the book; one next-week forecast at every week"
+    probe = torch.randn(3, 47, 1, generator=torch.Generator().manual_seed(0)).to(device)
+    changed = probe.clone()
+    changed[0, 30:] += 1.0  # product 0's weeks from W30 on
+    with torch.no_grad():
+        before, after = (_output(model(x)) for x in (probe, changed))
+    expect(torch.allclose(before[1:], after[1:], atol=1e-6),
+           "changing one product's sales changed the forecasts of the other products: the RNN reads the "
+           "products as time steps. The data is (products, weeks, 1), so create it with `batch_first=True` "
+           "(or transpose to (weeks, products, 1) and back)")
+    expect(torch.allclose(before[0, :30], after[0, :30], atol=1e-6),
+           "changing the sales from week W30 on changed the forecasts of earlier weeks: a forecast may only use "
+           "the weeks up to its own, so apply the linear layer to the hidden state of each week")
+    expect(not torch.allclose(before[0, 30:], after[0, 30:], atol=1e-6),
+           "changing a product's sales from W30 on changed none of its later forecasts: feed the weeks through "
+           "the RNN and use its hidden states")
+    return f"{n} parameters, as in the book; one next-week forecast at every week, from that week's hidden state"
+
+
+def _output(out: object) -> torch.Tensor:
+    return out[0] if isinstance(out, tuple) else out  # type: ignore[index]
 
 
 @check.register(4, "training")
@@ -105,7 +127,15 @@ def _training(ns: Namespace) -> str:
     losses = need(ns, "losses", "the loss of every epoch")
     epochs = need(ns, "epochs", "the number of epochs")
     model, x_train, y_train = need(ns, "model"), need(ns, "x_train"), need(ns, "y_train")
+    optimizer = need(ns, "optimizer", "Adam over the model's parameters")
+    expect(isinstance(optimizer, torch.optim.Optimizer) and
+           {id(p) for g in optimizer.param_groups for p in g["params"]} == {id(p) for p in model.parameters()},
+           "`optimizer` does not hold this model's parameters: create it from `model.parameters()`, "
+           "or it trains another network")
+    expect_optimizer(optimizer, model, lr=0.001)
     expect(len(losses) == epochs, f"`losses` has {len(losses)} entries for {epochs} epochs: append one per epoch")
+    expect(not any(isinstance(v, torch.Tensor) and v.requires_grad for v in losses),
+           "`losses` holds the loss tensors, each keeping its epoch's graph alive: append `loss.item()`, a float")
     losses = [float(v) for v in losses]
     expect(all(math.isfinite(v) for v in losses), "a loss is not finite: check the learning rate and the scaling")
     expect(losses[-1] < losses[0], f"the loss went from {losses[0]:.4f} to {losses[-1]:.4f}: it should go down. "
@@ -116,7 +146,30 @@ def _training(ns: Namespace) -> str:
         now = nn.functional.mse_loss(out[0] if isinstance(out, tuple) else out, y_train.to(device)).item()
     expect(now < losses[0], f"the model's loss on the training weeks is {now:.4f}, no better than the first epoch's "
                             f"{losses[0]:.4f}: did the optimizer get this model's parameters?")
+    expect(abs(now - losses[-1]) <= 0.05 * losses[-1],
+           f"the model's loss on the training weeks is now {now:.4f}, but the last entry of `losses` is "
+           f"{losses[-1]:.4f}: append every epoch's `loss.item()` for this model")
+    _expect_fresh_gradients(model, x_train.to(device), y_train.to(device))
     return f"MSE (standardised) {losses[0]:.4f} -> {losses[-1]:.4f} over {epochs} epochs"
+
+
+def _expect_fresh_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """After a loop that resets the gradients every epoch, ``p.grad`` holds the last epoch's gradient, close to the
+    gradient at the current weights; without the reset it holds the sum of every epoch's gradient."""
+    kept = [p.grad.detach().clone() for p in model.parameters() if p.grad is not None]
+    if not kept:  # reset after the step (set_to_none), nothing to compare
+        return
+    model.zero_grad(set_to_none=True)
+    nn.functional.mse_loss(_output(model(x)), y).backward()
+    now = [p.grad.detach() for p in model.parameters() if p.grad is not None]
+    model.zero_grad(set_to_none=True)
+    for p, g in zip([p for p in model.parameters() if p.requires_grad], kept):
+        p.grad = g  # leave the gradients as the learner's loop left them
+    size = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in now])))
+    left = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in kept])))
+    expect(left <= 3 * size + 1e-8,
+           f"the gradients the loop left behind are {left / max(size, 1e-12):.0f} times as large as one epoch's: "
+           "they were added up over the epochs. Call `optimizer.zero_grad()` before every `loss.backward()`")
 
 
 @check.register(5, "held-out forecasts against the naive forecast")
@@ -127,7 +180,8 @@ def _forecasts(ns: Namespace) -> str:
     model, mean, std = need(ns, "model"), float(need(ns, "mean")), float(need(ns, "std"))
     values = _values(ns)
     first_test = values.shape[1] - HOLDOUT
-    forecast, naive, actual = (torch.as_tensor(t).detach().float().cpu() for t in (forecast, naive, actual))
+    forecast, naive, actual = (torch.as_tensor(np.asarray(t.detach().cpu() if isinstance(t, torch.Tensor) else t,
+                                                          dtype=np.float32)) for t in (forecast, naive, actual))
     if forecast.dim() == 3 and forecast.shape[-1] == 1:
         raise Wrong("`forecast` still has the feature dimension, shape (811, 4, 1): take `[:, :, 0]`")
     for name, tensor in (("forecast", forecast), ("naive", naive), ("actual", actual)):

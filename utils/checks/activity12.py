@@ -109,8 +109,6 @@ def _model(ns: Namespace) -> str:
     expect(lstm_layer.input_size == vocab_size,
            f"the LSTM reads {lstm_layer.input_size} features per character; a one-hot character has "
            f"{vocab_size} (the vocabulary size)")
-    expect(lstm_layer.batch_first, "make the LSTM `batch_first=True`: the batches are (sequences, characters, "
-                                   "features)")
     expected = book_parameters(vocab_size)
     expect(n == expected,
            f"your network has {n:,} parameters; the book's has {expected:,}: two LSTM layers of 256 units "
@@ -129,6 +127,14 @@ def _model(ns: Namespace) -> str:
         again, _ = model(x, states)
     expect(not torch.allclose(again, logits), "passing the returned states back in changes nothing: "
                                               "give `states` to the LSTM, `self.lstm(x, states)`")
+    changed = x.clone()
+    changed[0] = one_hot(torch.ones(5, dtype=torch.long, device=device), vocab_size)
+    with torch.no_grad():
+        other, _ = model(changed, None)
+    expect(torch.allclose(other[1], logits[1], atol=1e-6),
+           "changing one sequence of the batch changed the scores of another: the LSTM reads the batch as time "
+           "steps. The batches are (sequences, characters, vocab), so create it with `batch_first=True` (or "
+           "transpose to (characters, sequences, vocab) and back)")
     return f"{n:,} parameters, as in the book; scores of shape (batch, seq, {vocab_size}) and states that carry over"
 
 
@@ -247,14 +253,60 @@ def check_bptt_loop(train_fn: Any, epochs: int = 2) -> str:
 def _loop(ns: Namespace) -> str:
     train_fn = need(ns, "train", "your training loop, `def train(model, blocks, loss_fn, optimizer, epochs, "
                                  "vocab_size, max_norm=5.0)`")
+    message = check_bptt_loop(train_fn)  # before `losses`: a loop that crashed on the real text is explained here
     losses = need(ns, "losses", "the list of epoch losses from training the model")
-    message = check_bptt_loop(train_fn)
     expect(len(losses) >= 1 and all(isinstance(v, float) for v in losses),
            "`losses` should be the list of floats your `train` returned")
     return message + f"; your model's last epoch: {losses[-1]:.3f} nats per character"
 
 
 # --------------------------------------------------------------------------- step 5: sampling
+
+def _expect_temperature(generate: Any, model: nn.Module, starter: str) -> None:
+    """A tiny temperature makes every draw the most likely character; a large one spreads the draws out."""
+    was_training = model.training
+    seeds = range(12)
+    cold = {generate(model, starter, max_new=1, top_k=10, temperature=0.001, seed=s)[len(starter):] for s in seeds}
+    warm = {generate(model, starter, max_new=1, top_k=10, temperature=1.0, seed=s)[len(starter):] for s in seeds}
+    hot = {generate(model, starter, max_new=1, top_k=10, temperature=100.0, seed=s)[len(starter):] for s in seeds}
+    model.train(was_training)
+    if len(cold) > 1 and len(hot) > 1 and cold == warm == hot:
+        raise Wrong("the temperature changes nothing: the same seeds give the same characters at temperature 0.001, "
+                    "1 and 100. Divide the scores by `temperature` before the softmax")
+    expect(len(cold) == 1, f"at temperature 0.001, 12 seeds gave {len(cold)} different first characters "
+                           f"({sorted(cold)}); dividing the scores by so small a temperature leaves only the most "
+                           "likely one. Divide the scores by `temperature` (do not multiply)")
+    expect(len(hot) > 1, "at temperature 100, 12 seeds all gave the same first character: a large temperature "
+                         "flattens the scores, so the draws spread over the `top_k` candidates. Divide the scores "
+                         "by `temperature` before the softmax, and draw with the seeded generator")
+
+
+class _Probe(nn.Module):
+    """A character model with the course model's interface, ``model(x_onehot, states) -> (scores, states)``, whose
+    most likely next character is a fixed function of the last two characters read, ``(previous + 3 * last + 1)
+    mod vocab``: feeding a character twice changes the prediction. ``favourite`` makes one character always win."""
+
+    def __init__(self, vocab_size: int, favourite: int | None = None):
+        super().__init__()
+        self.vocab_size, self.favourite = vocab_size, favourite
+        self.anchor = nn.Parameter(torch.zeros(1))  # so that `next(model.parameters()).device` works
+
+    def forward(self, x: torch.Tensor, states: Any = None):
+        codes = x.argmax(dim=-1)  # (batch, seq)
+        previous = torch.zeros_like(codes[:, :1]) if states is None else states[0].reshape(-1, 1).long()
+        before = torch.cat([previous, codes[:, :-1]], dim=1)
+        best = (before + 3 * codes + 1) % self.vocab_size
+        if self.favourite is not None:
+            best = torch.full_like(best, self.favourite)
+        scores = torch.zeros(*codes.shape, self.vocab_size, device=x.device)
+        scores.scatter_(-1, best.unsqueeze(-1), 10.0)
+        last = codes[:, -1].reshape(1, -1, 1).float()
+        return scores + 0 * self.anchor, (last, last.clone())
+
+
+def _probe_model(vocab_size: int, device: torch.device, favourite: int | None = None) -> nn.Module:
+    return _Probe(vocab_size, favourite).eval().to(device)
+
 
 @check.register(5, "text generation")
 def _generate(ns: Namespace) -> str:
@@ -274,6 +326,13 @@ def _generate(ns: Namespace) -> str:
     new = first[len(starter):]
     expect("." not in new[:-1], "the text goes on after a full stop: stop at the first '.'")
     device = next(model.parameters()).device
+    if "." in chars:
+        stopper = _probe_model(len(chars), device, favourite=chars.index("."))
+        stopped = generate(stopper, starter, max_new=20, top_k=3, temperature=1.0, seed=0)
+        expect(stopped == starter + ".",
+               f"with a model that always scores '.' highest, `generate` gave {stopped!r}: stop right after the "
+               "first full stop, `if chars[index] == '.': break`")
+    model = _probe_model(len(chars), device)  # its top-1 choice depends on the last two characters fed
     index = {c: i for i, c in enumerate(chars)}
     text = str(ns.get("text") or starter)
     starters = [starter] + [text[k:k + 24] for k in range(1000, min(len(text) - 24, 40_000), 3_989)]
@@ -298,6 +357,7 @@ def _generate(ns: Namespace) -> str:
         raise Wrong(f"with `top_k=1` the first character after {probe!r} should be the most likely one, "
                     f"{expected!r}, but `generate` gave {got!r}: feed the whole starter once and draw from the "
                     "scores at its last position")
+    _expect_temperature(generate, need(ns, "model"), starter)
     try:
         generate(model, "Alice in \u00fcber", max_new=5)
     except ValueError:
