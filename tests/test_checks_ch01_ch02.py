@@ -268,7 +268,7 @@ def test_activity3_step1_test_mean_rmse_and_training_mae(a3_solved):
 def test_activity3_step2_scaler_from_the_test_songs_or_not_inverted(a3_solved):
     ns = a3_solved
     m, s = ns["years_test"].mean(), ns["years_test"].std()
-    _verdict(check3, 2, {**ns, "to_z": lambda t: (t - m) / s}, WRONG, "training songs' mean year")
+    _verdict(check3, 2, {**ns, "to_z": lambda t: (t - m) / s}, WRONG, "the test songs' statistics")
     std = ns["years_fit"].std()
     _verdict(check3, 2, {**ns, "to_years": lambda z: z * std}, WRONG, "years = z * std + mean")
 

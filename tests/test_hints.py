@@ -41,7 +41,8 @@ def fits(hint: str, completion: str) -> bool:
     def lines(text: str) -> str:
         return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
 
-    pattern = ".+?".join(re.escape(part) for part in lines(hint).split("..."))
+    parts = re.split(r"\.\.\.(?:[ \t]*#[^\n]*)?", lines(hint))  # an elision, with the comment that describes it
+    pattern = ".+?".join(re.escape(part) for part in parts)
     return re.search(pattern, lines(completion), re.DOTALL) is not None
 
 
@@ -66,6 +67,7 @@ def test_hint_code_and_fits():
     assert hint_code(markdown) == "a = f(..., 2)\nb = a + 1"
     assert fits("a = f(..., 2)\nb = a + 1", "import x\na = f(1, 2)\nb = a + 1\nc = 3")
     assert not fits("a = f(..., 2)\nb = a + 1", "a = f(1, 3)\nb = a + 1")
+    assert fits("x = 1\n...  # two more lines\ny = 2", "x = 1\nz = 0\nw = 0\ny = 2")
     fenced = "<summary>Hint 2</summary>\n\n```python\nfor i in range(3):\n    ...\n```\n</details>"
     assert hint_code(fenced) == "for i in range(3):\n    ..."
 

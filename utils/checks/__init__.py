@@ -195,6 +195,56 @@ def nll_equivalent(loss_fn: Callable, name: str = "loss_fn") -> str:
             "changes nothing; NLLLoss skips that redundant step)") if cross_entropy else ""
 
 
+def expect_mean_squared_error(loss_function: object, name: str = "loss_function", source: str = "the activity") -> None:
+    """Raise :class:`Wrong` unless ``loss_function(prediction, target)`` is the mean squared error: nn.MSELoss(),
+    F.mse_loss or a hand-written one all pass; a sum, BCE or another loss are named."""
+    expect(callable(loss_function), f"`{name}` is a {type(loss_function).__name__}; make it the mean squared error, "
+                                    f"e.g. nn.MSELoss(), which you call as {name}(prediction, target)")
+    generator = torch.Generator().manual_seed(0)
+    prediction, target = torch.rand(8, 1, generator=generator), torch.randint(0, 2, (8, 1), generator=generator).float()
+    try:
+        value = float(loss_function(prediction, target))  # type: ignore[operator]
+    except Exception as err:
+        raise Wrong(f"`{name}(prediction, target)` failed ({type(err).__name__}: {str(err).splitlines()[0]}): it "
+                    "should take the predictions and the targets and return the mean squared error") from err
+    mse, squared = F.mse_loss(prediction, target).item(), (prediction - target).pow(2)
+    expect(not close(value, squared.sum().item(), 1e-5),
+           f"`{name}` sums the squared errors; the mean squared error averages them (nn.MSELoss() with its "
+           "default reduction='mean'), so the loss does not grow with the number of examples")
+    expect(not close(value, F.binary_cross_entropy(prediction, target).item(), 1e-5),
+           f"that is binary cross-entropy; {source} uses the mean squared error, nn.MSELoss()")
+    expect(not close(value, (prediction - target).abs().mean().item(), 1e-5),
+           f"that is the mean absolute error (L1); {source} uses the mean squared error, nn.MSELoss()")
+    expect(close(value, mse, 1e-5), f"`{name}` gives {value:.4f} where the mean squared error gives {mse:.4f}: "
+                                    "use nn.MSELoss()")
+
+
+def linear_trace(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Run ``model(x)`` in eval mode without gradients and return its output and the (input, output) of every
+    ``nn.Linear`` call, in the order they ran (forward hooks, so classes and nn.Sequential alike)."""
+    calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+    handles = [m.register_forward_hook(lambda module, inputs, output: calls.append((inputs[0], output)))
+               for m in model.modules() if isinstance(m, nn.Linear)]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    return out, calls
+
+
+def missing_activations(model: nn.Module, x: torch.Tensor) -> list[int]:
+    """The hidden layers (1-based, in the order they run) whose output reaches the next linear layer unchanged,
+    that is with no nonlinearity between them (dropout is off, as in eval mode)."""
+    _, calls = linear_trace(model, x)
+    return [i for i, ((_, out), (nxt, _)) in enumerate(zip(calls, calls[1:]), start=1)
+            if out.shape == nxt.shape and torch.allclose(out, nxt)]
+
+
 def close(a: float, b: float, tolerance: float = 1e-6) -> bool:
     """``|a - b| <= tolerance * max(1, |b|)``."""
     return abs(float(a) - float(b)) <= tolerance * max(1.0, abs(float(b)))

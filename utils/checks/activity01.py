@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from . import Checker, Namespace, Wrong, count_parameters, expect, expect_optimizer, need
+from . import Checker, Namespace, Wrong, count_parameters, expect, expect_mean_squared_error, expect_optimizer, need
+from .training_loop import check_full_batch_run
 
 check = Checker("Activity 1")
 
@@ -45,24 +45,6 @@ def _seeded_start(x: torch.Tensor) -> nn.Module:
         torch.randint(0, 2, (100, 1))
         model = nn.Sequential(nn.Linear(5, 1), nn.Sigmoid())
     return model.to(x.device)
-
-
-def _replay(start: nn.Module, x: torch.Tensor, y: torch.Tensor, *, zero_grad: bool = True) -> list[float]:
-    """The 100 losses of the activity's loop (Adam, lr 0.01, MSE) from a copy of ``start``, and the loss after
-    the last update (101 values)."""
-    model = copy.deepcopy(start)
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
-    losses = []
-    with torch.enable_grad():
-        for _ in range(ITERATIONS):
-            loss = F.mse_loss(model(x), y)
-            losses.append(loss.item())
-            if zero_grad:
-                optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-        losses.append(F.mse_loss(model(x), y).item())
-    return losses
 
 
 def _data(ns: Namespace) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,23 +92,7 @@ def _loss_and_optimiser(ns: Namespace) -> str:
     optimizer = need(ns, "optimizer", "torch.optim.Adam over model.parameters(), learning rate 0.01")
     model = need(ns, "model", "step 1")
     _remember_start(ns)
-    expect(callable(loss_function), f"`loss_function` is a {type(loss_function).__name__}; make it the mean squared "
-                                    "error, e.g. nn.MSELoss(), which you call as loss_function(prediction, y)")
-    generator = torch.Generator().manual_seed(0)
-    prediction, target = torch.rand(8, 1, generator=generator), torch.randint(0, 2, (8, 1), generator=generator).float()
-    try:
-        value = float(loss_function(prediction, target))
-    except Exception as err:
-        raise Wrong(f"`loss_function(prediction, y)` failed ({type(err).__name__}: {str(err).splitlines()[0]}): "
-                    "it should take the predictions and the labels and return the mean squared error") from err
-    mse, squared = F.mse_loss(prediction, target).item(), (prediction - target).pow(2)
-    expect(not math.isclose(value, squared.sum().item(), rel_tol=1e-5),
-           "`loss_function` sums the squared errors; the mean squared error averages them (nn.MSELoss() with its "
-           "default reduction='mean'), so the loss does not grow with the number of examples")
-    expect(not math.isclose(value, F.binary_cross_entropy(prediction, target).item(), rel_tol=1e-5),
-           "that is binary cross-entropy; this activity, as the book, uses the mean squared error, nn.MSELoss()")
-    expect(math.isclose(value, mse, rel_tol=1e-5, abs_tol=1e-7),
-           f"`loss_function` gives {value:.4f} where the mean squared error gives {mse:.4f}: use nn.MSELoss()")
+    expect_mean_squared_error(loss_function)
     expect_optimizer(optimizer, model, lr=LR, source="the activity")
     return "the mean squared error, and Adam with learning rate 0.01 over the model's parameters"
 
@@ -145,34 +111,8 @@ def _training(ns: Namespace) -> str:
                                       "and append one loss per iteration")
     values = [float(v) for v in losses]
     expect(all(math.isfinite(v) for v in values), "some losses are not finite numbers")
-    runs = [_replay(m, x, y) for m in (_start["model"], _seeded_start(x)) if m is not None]
-    reference = next((run for run in runs if any(math.isclose(values[0], run[i], abs_tol=TOLERANCE) for i in (0, 1))),
-                     None)
-    expect(reference is not None,
-           f"your first loss {values[0]:.4f} is not what the untrained model scores on all of x and y "
-           f"({runs[0][0]:.4f}): in each iteration record loss_function(model(x), y) on all 100 examples. (If you "
-           "re-ran earlier cells since checking step 2, run steps 1 to 3 again, in order.)")
-    with torch.no_grad():
-        now = F.mse_loss(model(x), y).item()
-    expect(now <= values[-1] + 1e-3,
-           f"`model` scores {now:.4f} on the data but your last recorded loss is {values[-1]:.4f}: "
-           "is `model` the network you trained (did you redefine it after the loop)?")
-    for shift in (0, 1):  # the loss recorded before each update (as the book) or after it
-        if max(abs(a - b) for a, b in zip(values, reference[shift:])) <= TOLERANCE:
-            return (f"the loss fell from {values[0]:.4f} to {values[-1]:.4f} over {len(values)} iterations, as in "
-                    f"the reference run from the same weights (to {TOLERANCE:g})")
-    gaps = [abs(a - b) for a, b in zip(values, reference)]
-    first = next(i for i, gap in enumerate(gaps) if gap > TOLERANCE)
-    runs = [run for run in (_replay(start, x, y, zero_grad=False) for start in (_start["model"], _seeded_start(x))
-                            if start is not None)]
-    expect(not any(max(abs(a - b) for a, b in zip(values, run)) <= TOLERANCE for run in runs),
-           f"the gradients were never cleared, so each backward() added to the last ones (your final loss "
-           f"{values[-1]:.4f}, the reference run's {reference[-2]:.4f}): call optimizer.zero_grad() before "
-           "loss.backward() in every iteration")
-    raise Wrong(f"from iteration {first + 1} on, your losses differ from the reference run from the same weights "
-                f"({values[first]:.4f} where it has {reference[first]:.4f}; final {values[-1]:.4f} against "
-                f"{reference[-2]:.4f}): each iteration should predict on all of x, record the loss, then call "
-                "zero_grad(), backward() and step(), in that order, once each")
+    starts = [m for m in (_start["model"], _seeded_start(x)) if m is not None]
+    return check_full_batch_run(values, starts, x, y, LR, TOLERANCE, model=model)
 
 
 @check.register(4, "read the learned parameters")

@@ -16,11 +16,13 @@ forward pass and optimizer call, and compares its losses with :func:`utils.fit` 
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
@@ -192,6 +194,70 @@ def check_training_loop(train_fn: TrainFunction, epochs: int = 3, lr: float = 0.
                                 "and the validation pass must not update the model")
     return (f"your loop matches utils.fit to 1e-6 on a test problem ({epochs} epochs, dropout on while training "
             "and off while validating)")
+
+
+def full_batch_losses(start: nn.Module, x: torch.Tensor, target: torch.Tensor, iterations: int, lr: float,
+                      *, zero_grad: bool = True) -> list[float]:
+    """The losses of the book's full-batch loop (Adam, MSE) from a copy of ``start``: one per iteration, recorded
+    before its update, and the loss after the last update (``iterations + 1`` values)."""
+    model = copy.deepcopy(start)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    with torch.enable_grad():
+        for _ in range(iterations):
+            loss = F.mse_loss(model(x), target)
+            losses.append(loss.item())
+            if zero_grad:
+                optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            losses.append(F.mse_loss(model(x), target).item())
+    return losses
+
+
+def check_full_batch_run(values: list[float], starts: list[nn.Module], x: torch.Tensor, target: torch.Tensor,
+                         lr: float, tolerance: float = 1e-4, inputs: str = "x", targets: str = "y",
+                         model: nn.Module | None = None) -> str:
+    """Compare a learner's per-iteration losses with the reference run (:func:`full_batch_losses`) from the
+    untrained model, the first of ``starts`` whose loss is the learner's first; return a success message or
+    raise :class:`Wrong` naming the cause (gradients never cleared, another first loss, a loop that differs).
+
+    The loss may be recorded before each update (as the book) or after it. With ``model``, the learner's
+    network must score (about) the last recorded loss, or it is not the network that was trained.
+    """
+    iterations = len(values)
+    runs = [full_batch_losses(start, x, target, iterations, lr) for start in starts]
+    reference = next((run for run in runs if any(abs(values[0] - run[i]) <= tolerance for i in (0, 1))), None)
+    expect(reference is not None,
+           f"your first loss {values[0]:.4f} is not what the untrained model scores on all of {inputs} against "
+           f"{targets} ({runs[0][0]:.4f}): in each iteration record the loss of model({inputs}) on all the examples. "
+           "(If you re-ran earlier cells since checking the model, run the steps from the model on again, in order.)")
+    if model is not None:
+        was_training = model.training
+        model.eval()
+        with torch.no_grad():
+            now = F.mse_loss(model(x), target).item()
+        model.train(was_training)
+        expect(now <= values[-1] + 1e-3 + 0.05 * abs(values[-1]),
+               f"`model` scores {now:.4f} on {inputs} but your last recorded loss is {values[-1]:.4f}: is `model` the "
+               "network you trained (did you redefine it after the loop)?")
+    for shift in (0, 1):
+        if max(abs(a - b) for a, b in zip(values, reference[shift:])) <= tolerance:
+            return (f"the loss fell from {values[0]:.4f} to {values[-1]:.4f} over {iterations} iterations, as in "
+                    f"the reference run from the same weights (to {tolerance:g})")
+    first = next(i for i, (a, b) in enumerate(zip(values, reference)) if abs(a - b) > tolerance)
+    for start in starts:
+        accumulated = full_batch_losses(start, x, target, iterations, lr, zero_grad=False)
+        expect(max(abs(a - b) for a, b in zip(values, accumulated)) > tolerance,
+               f"the gradients were never cleared, so each backward() added to the last ones (your final loss "
+               f"{values[-1]:.4f}, the reference run's {reference[-2]:.4f}): call optimizer.zero_grad() before "
+               "loss.backward() in every iteration")
+    raise Wrong(f"from iteration {first + 1} on, your losses differ from the reference run from the same weights "
+                f"({values[first]:.4f} where it has {reference[first]:.4f}; final {values[-1]:.4f} against "
+                f"{reference[-2]:.4f}): each iteration should predict on all of {inputs}, record the loss, then call "
+                "zero_grad(), backward() and step(), in that order, once each")
 
 
 def compare_with_fit(train_fn: TrainFunction, make_model: Callable[[], nn.Module],
