@@ -175,8 +175,9 @@ def test_activity4_steps_5_to_7_on_a_trained_model(splits):
     train, val = loaders(splits)
     losses = good_train(model, train, val, nn.NLLLoss(), torch.optim.Adam(model.parameters(), lr=1e-2), 5, cpu)
     ns = {"splits": splits, "device": cpu, "model": model, "epochs": 5, "train_losses": losses[0],
-          "val_losses": losses[1]}
-    assert run(check4, 5, ns).passed
+          "val_losses": losses[1], "loss_fn": nn.NLLLoss(), "val_loader": val}
+    assert run(check4, 5, ns).passed, run(check4, 5, ns).message
+    assert "swapped" in run(check4, 5, {**ns, "train_losses": losses[1], "val_losses": losses[0]}).message
     assert "3 training and" in run(check4, 5, {**ns, "train_losses": losses[0][:3]}).message
     from utils.ch03_handoffs import save_activity4_figures
     from utils.credit_model import classification_figures
@@ -202,8 +203,8 @@ def test_activity5_every_step_is_not_done_on_an_empty_namespace():
 
 def test_activity5_snapshots_must_be_copies_and_histories_continue():
     from utils import History
-    experiments, stages = {"A": {}}, [1, 2]
-    model = MLPClassifier(3, (4,))
+    experiments, stages = {"A": {"hidden_sizes": [4]}}, [1, 2]
+    model = MLPClassifier(3, **experiments["A"])
     history = History()
     history.train_loss += [1.0, 0.9]
     shared = model.state_dict()  # not copied: changes with the model

@@ -2,10 +2,10 @@
 
 The learner notebooks fold two hints under each step's instructions: Hint 1 names the idea or the
 API, Hint 2 (inside it) sketches the code. This test takes each Hint 2's code (its fenced block, or
-else its inline code spans, one per line), replaces its elisions (``...``) with the completion kept
-in the activity's answer file (a ``### step N | hint | ...`` case, see ``tests/answers/README.md``),
-runs it as the step's cell the way a learner would (:func:`notebook_steps.run_cases`) and requires
-every check to pass.
+else its inline code spans, one per line), replaces its elisions (``...``, or a comment such as "the
+same for the validation part") with the completion kept in the activity's answer file (a
+``### step N | hint | ...`` case, see ``tests/answers/README.md``), runs it as the step's cell the way
+a learner would (:func:`notebook_steps.run_cases`) and requires every check to pass.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ def hint_code(markdown: str) -> str | None:
 
 
 def fits(hint: str, completion: str) -> bool:
-    """Whether ``completion`` is ``hint`` with each ``...`` filled in (lines may be added around it; spaces
-    at the ends of lines do not matter)."""
+    """Whether ``completion`` is ``hint`` with each ``...`` filled in (lines may be added around it; blank
+    lines and spaces at the ends of lines do not matter)."""
     def lines(text: str) -> str:
-        return "\n".join(line.rstrip() for line in text.strip("\n").splitlines())
+        return "\n".join(line.rstrip() for line in text.strip("\n").splitlines() if line.strip())
 
     parts = re.split(r"\.\.\.(?:[ \t]*#[^\n]*)?", lines(hint))  # an elision, with the comment that describes it
     pattern = ".+?".join(re.escape(part) for part in parts)

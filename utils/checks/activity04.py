@@ -10,14 +10,24 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import RandomSampler
 
 from ..ch03_handoffs import activity4_epochs, activity4_figures_path, activity4_stamp
 from ..credit_model import classification_figures
 from ..handoff import HandoffError, load
-from . import Checker, Namespace, Wrong, count_parameters, expect, expect_optimizer, need
+from . import (
+    Checker,
+    Namespace,
+    Wrong,
+    count_parameters,
+    expect,
+    expect_optimizer,
+    linear_trace,
+    missing_activations,
+    need,
+    nll_equivalent,
+)
 from .training_loop import check_training_loop
 
 check = Checker("Activity 4")
@@ -102,17 +112,15 @@ def _model(ns: Namespace) -> str:
             expect(torch.allclose(sums, torch.ones_like(sums), atol=1e-4),
                    f"the outputs do not sum to 1 per client after `exp()` (they sum to "
                    f"{[round(float(s), 3) for s in sums[:3]]}...): is `log_softmax` applied over `dim=1`?")
-            # an affine network satisfies d(a + b) = d(a) + d(b) - d(0) for the score difference d
-            linear = True
-            for _ in range(3):
-                a, b = (torch.rand(4, inputs, generator=generator).to(where) for _ in range(2))
-                zero = torch.zeros(4, inputs, device=where)
-                d = [(lambda o: o[:, 1] - o[:, 0])(model(v)) for v in (a + b, a, b, zero)]
-                linear &= bool(torch.allclose(d[0], d[1] + d[2] - d[3], atol=1e-5))
-            expect(not linear, "the network computes a linear function of its inputs: apply `F.relu` to the "
-                               "output of every hidden layer")
     finally:
         model.train(was_training)
+    probe = (torch.randn(64, inputs, generator=generator) * 3).to(where)
+    missing = missing_activations(model, probe)
+    hidden = len(linear_trace(model, probe)[1]) - 1
+    expect(not missing, f"hidden layer{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} of {hidden} "
+                        f"pass{'' if len(missing) > 1 else 'es'} its output to the next layer unchanged: apply "
+                        "`F.relu` to the output of every hidden layer, or consecutive layers collapse into one linear "
+                        "function")
     return f"{count} parameters, as in the book; outputs are log-probabilities over 2 classes"
 
 
@@ -122,25 +130,14 @@ def _training_setup(ns: Namespace) -> str:
     optimizer = need(ns, "optimizer", "Adam over the model's parameters, learning rate 0.001")
     epochs = need(ns, "epochs", "quick(50, 5)")
     model = need(ns, "model")
-    log_probs = F.log_softmax(torch.randn(8, 2, generator=torch.Generator().manual_seed(1)), dim=1)
-    target = torch.tensor([0, 1, 1, 0, 1, 0, 0, 1])
-    try:
-        value = float(loss_fn(log_probs, target))
-    except Exception as err:
-        raise Wrong(
-            f"`loss_fn(log_probabilities, labels)` failed ({type(err).__name__}): use `nn.NLLLoss()`, which takes "
-            "the (N, 2) log-probabilities and (N,) long labels") from err
-    expected = float(F.nll_loss(log_probs, target))
-    expect(abs(value - expected) < 1e-5,
-           f"`loss_fn` gives {value:.4f} where NLLLoss gives {expected:.4f}: with `log_softmax` outputs the loss "
-           "is `nn.NLLLoss()`")
+    note = nll_equivalent(loss_fn)
     expect(isinstance(optimizer, torch.optim.Optimizer),
            f"`optimizer` is a {type(optimizer).__name__}; create `torch.optim.Adam(model.parameters(), lr=0.001)`")
     expect_optimizer(optimizer, model, lr=0.001)
     expected_epochs = activity4_epochs()
     expect(epochs == expected_epochs, f"`epochs` is {epochs}; use `quick(50, 5)` (the book's 50, 5 in quick mode: "
                                       f"{expected_epochs} now)")
-    return f"NLLLoss, Adam with learning rate 0.001, {epochs} epochs"
+    return f"NLLLoss, Adam with learning rate 0.001, {epochs} epochs{note}"
 
 
 @check.register(4, "the training loop")
@@ -154,6 +151,12 @@ def _loop(ns: Namespace) -> str:
 def _trained(ns: Namespace) -> str:
     train_losses = need(ns, "train_losses", "the per-epoch training losses your `train` returned")
     val_losses = need(ns, "val_losses", "the per-epoch validation losses your `train` returned")
+    expect(not (len(train_losses) == 2 and all(isinstance(v, (list, tuple)) for v in train_losses)),
+           "`train_losses` holds both lists `train` returned: unpack them, "
+           "`train_losses, val_losses = train(...)`, so you keep the two lists")
+    expect(all(isinstance(v, (list, tuple)) for v in (train_losses, val_losses)),
+           f"`train_losses` is a {type(train_losses).__name__} and `val_losses` a {type(val_losses).__name__}; keep "
+           "the two lists `train` returns (or, with utils.fit, `history.train_loss` and `history.val_loss`)")
     epochs = need(ns, "epochs")
     expect(len(train_losses) == epochs and len(val_losses) == epochs,
            f"there are {len(train_losses)} training and {len(val_losses)} validation losses for {epochs} epochs: "
@@ -163,6 +166,24 @@ def _trained(ns: Namespace) -> str:
     expect(float(train_losses[-1]) < float(train_losses[0]),
            f"the training loss did not go down ({float(train_losses[0]):.4f} → {float(train_losses[-1]):.4f}): "
            "did `train` run on a freshly created model and optimiser?")
+    model, loss_fn, val_loader = need(ns, "model"), need(ns, "loss_fn"), need(ns, "val_loader")
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    total, rows = 0.0, 0
+    try:
+        with torch.no_grad():
+            for features, labels in val_loader:
+                total += float(loss_fn(model(features.to(device)), labels.to(device))) * len(labels)
+                rows += len(labels)
+    finally:
+        model.train(was_training)
+    now = total / rows
+    expect(abs(now - float(val_losses[-1])) < 1e-4,
+           f"the last validation loss is {float(val_losses[-1]):.4f}, but `model` now scores {now:.4f} on the "
+           "validation loader" + (": `train_losses` and `val_losses` are swapped" if abs(now - float(train_losses[-1]))
+                                  < 1e-4 else ": train `model` itself (not a copy or a new one), once, and keep "
+                                              "what `train` returns as `train_losses, val_losses`"))
     return (f"training loss {float(train_losses[0]):.3f} → {float(train_losses[-1]):.3f}, validation loss "
             f"{float(val_losses[-1]):.3f} after {epochs} epochs")
 
