@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+import torch.nn.functional as F
 
 from ..ch03_handoffs import activity5_model_path, activity5_stamp
-from ..credit_data import CreditSplits
+from ..credit_data import CreditSplits, features_tensor
 from ..credit_model import MLPClassifier, classification_figures
 from ..handoff import HandoffError, load
 from . import Checker, Namespace, Wrong, expect, need
@@ -32,6 +33,9 @@ def _experiments(ns: Namespace) -> str:
     expect(set(histories) == set(experiments),
            f"`histories` has the keys {sorted(histories)}; expected one per experiment: {sorted(experiments)}")
     for name, history in histories.items():
+        expect(len(history) != sum(stages) or len(stages) == 1,
+               f"the history of {name!r} has {len(history)} epochs, the sum of the stages: each stage trained "
+               f"`stage_end` epochs; train `stage_end - trained`, the epochs that take the model to the stage's end")
         expect(len(history) == stages[-1],
                f"the history of {name!r} has {len(history)} epochs, but the last stage ends at {stages[-1]}: pass "
                "`history=history` to `fit` and keep what it returns, so each stage continues the record")
@@ -40,9 +44,22 @@ def _experiments(ns: Namespace) -> str:
                                      f"and stage: `snapshots[(name, trained)]` with `trained` in {stages}")
     for name in experiments:
         first, last = snapshots[(name, stages[0])], snapshots[(name, stages[-1])]
+        shared = any(first[k].data_ptr() == last[k].data_ptr() for k in first if k in last)
+        expect(not shared, f"the weights saved for {name!r} after {stages[0]} and {stages[-1]} epochs are the same "
+                           "tensors: `model.state_dict()` holds references that keep changing, so store "
+                           "`copy.deepcopy(...)` of it")
         expect(not _same_weights(first, last),
-               f"the weights saved for {name!r} after {stages[0]} and {stages[-1]} epochs are identical: "
-               "`model.state_dict()` holds references that keep changing, so store `copy.deepcopy(...)` of it")
+               f"the weights saved for {name!r} after {stages[0]} and {stages[-1]} epochs are identical: the model "
+               "did not train between the stages. Is the optimiser over this experiment's model (create it inside "
+               "the loop, after the model)?")
+    for name in histories:
+        inputs = next(iter(snapshots[(name, stages[-1])].values())).shape[-1]  # the first layer's weight: (out, in)
+        model = MLPClassifier(inputs, **experiments[name])
+        try:
+            model.load_state_dict(snapshots[(name, stages[-1])])
+        except (RuntimeError, TypeError) as err:
+            raise Wrong(f"the last snapshot of {name!r} does not fit `MLPClassifier(splits.n_features, "
+                        f"**experiments[{name!r}])`: keep each experiment's own model's weights") from err
     return f"{len(experiments)} experiments, {len(snapshots)} snapshots, histories of {stages[-1]} epochs"
 
 
@@ -69,6 +86,18 @@ def _eval_mode(ns: Namespace) -> str:
     expect(len({round(float(v), 7) for v in on}) > 1,
            "the three dropout-on losses agree: measure the network with dropout (experiment C) after "
            "`model.train()`, under `torch.no_grad()`")
+    experiments, stages, snapshots, splits = (ns.get(k) for k in ("experiments", "stages", "snapshots", "splits"))
+    name = next((n for n, config in (experiments or {}).items() if config.get("dropout", 0) > 0), None)
+    if name is not None and splits is not None and stages and (name, stages[-1]) in (snapshots or {}):
+        model = MLPClassifier(splits.n_features, **experiments[name])
+        model.load_state_dict(snapshots[(name, stages[-1])])
+        with torch.no_grad():
+            reference = F.nll_loss(model.eval()(features_tensor(splits.X_val)),
+                                   torch.as_tensor(splits.y_val.to_numpy(copy=True))).item()
+        expect(abs(float(off[0]) - reference) < 1e-4,
+               f"the eval-mode loss is {float(off[0]):.4f}, but experiment C's final weights score {reference:.4f} "
+               "on the whole validation part: measure that network (its snapshot after the last stage) on "
+               "`splits.X_val`, `splits.y_val`")
     return "dropout makes the validation loss random; eval mode makes it repeatable"
 
 
