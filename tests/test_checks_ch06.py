@@ -313,12 +313,12 @@ def reviews() -> pd.DataFrame:
 
 
 class Sentiment(nn.Module):
-    def __init__(self, vocab_size: int, pack: bool = True, squeeze: bool = True):
+    def __init__(self, vocab_size: int, pack: bool = True, squeeze: bool = True, layer: int = -1):
         super().__init__()
         self.embedding = nn.Embedding(vocab_size, 64, padding_idx=0)
         self.lstm = nn.LSTM(64, 128, 3, batch_first=True)
         self.output = nn.Linear(128, 1)
-        self.pack, self.squeeze = pack, squeeze
+        self.pack, self.squeeze, self.layer = pack, squeeze, layer
 
     def forward(self, codes):
         embedded = self.embedding(codes)
@@ -326,7 +326,7 @@ class Sentiment(nn.Module):
             lengths = (codes != 0).sum(dim=1).cpu()
             embedded = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
         _, (hidden, _) = self.lstm(embedded)
-        out = self.output(hidden[-1])
+        out = self.output(hidden[self.layer])
         return out.squeeze(-1) if self.squeeze else out
 
 
@@ -382,6 +382,12 @@ def test_activity13_wrong_answers(reviews):
     vocab_size = len(ns["word_to_index"])
     assert wrong(check13.run(4, {**ns, "model": Sentiment(vocab_size, pack=False)}), "pack_padded_sequence")
     assert wrong(check13.run(4, {**ns, "model": Sentiment(vocab_size, squeeze=False)}), "E6.8")
+    last200 = DataLoader(TensorDataset(ns["codes"][-200:], ns["targets"][-200:]), batch_size=256)
+    assert wrong(check13.run(3, {**ns, "test_loader": last200}), "not the held-out ones")
+    shifted = DataLoader(TensorDataset(ns["codes"][ns["test_idx"]], ns["targets"][:200]), batch_size=256)
+    if not torch.equal(ns["targets"][:200], ns["targets"][ns["test_idx"]]):
+        assert wrong(check13.run(3, {**ns, "test_loader": shifted}), "aligned")
+    assert wrong(check13.run(4, {**ns, "model": Sentiment(vocab_size, layer=0)}), "hidden[-1]")
     history = History(train_loss=[0.7, 0.71], val_loss=[0.7, 0.7])
     assert wrong(check13.run(5, {**ns, "history": history, "epochs": 2}), "should fall")
     assert wrong(check13.run(5, {**ns, "history": History(train_loss=[0.7, 0.3]), "epochs": 2}), "val_batches")
@@ -395,10 +401,16 @@ def test_activity13_accuracy_and_scoring(reviews):
         return binary_accuracy(torch.sigmoid(logits), targets)
 
     _, test_accuracy = evaluate(ns["model"], ns["test_loader"], nn.BCEWithLogitsLoss(), metric=accuracy)
-    assert passed(check13.run(6, {**ns, "train_accuracy": 0.9, "test_accuracy": test_accuracy}))
-    assert wrong(check13.run(6, {**ns, "train_accuracy": 0.9, "test_accuracy": test_accuracy + 0.1}), "test_loader")
-    assert wrong(check13.run(6, {**ns, "train_accuracy": test_accuracy, "test_accuracy": test_accuracy + 0.1}),
-                 "swapped")
+    train_rows = DataLoader(TensorDataset(ns["codes"][ns["train_idx"]], ns["targets"][ns["train_idx"]]), batch_size=64)
+    _, train_accuracy = evaluate(ns["model"], train_rows, nn.BCEWithLogitsLoss(), metric=accuracy)
+    assert passed(check13.run(6, {**ns, "train_accuracy": train_accuracy, "test_accuracy": test_accuracy}))
+    assert wrong(check13.run(6, {**ns, "train_accuracy": train_accuracy, "test_accuracy": test_accuracy + 0.0123}),
+                 "test_loader")
+    if abs(train_accuracy - test_accuracy) > 1e-4:
+        assert wrong(check13.run(6, {**ns, "train_accuracy": test_accuracy, "test_accuracy": train_accuracy}),
+                     "swapped")
+    assert wrong(check13.run(6, {**ns, "train_accuracy": train_accuracy + 0.05, "test_accuracy": test_accuracy}),
+                 "training rows")
     model, word_to_index = ns["model"], ns["word_to_index"]
 
     def score(sentences, empty=None):
@@ -422,3 +434,15 @@ def test_activity13_accuracy_and_scoring(reviews):
                 for s in sentences]
 
     assert wrong(check13.run(7, {"score_reviews": crashes}), "no words")
+
+    def padded_unknowns(sentences):
+        out = []
+        for s in sentences:
+            words = tokenize(s)
+            codes = torch.tensor([[word_to_index.get(w, 0) for w in words] or [0]])
+            with torch.no_grad():
+                out.append(torch.sigmoid(model(codes)).item() if words else None)
+        return out
+
+    if any(w not in word_to_index for w in tokenize("Zorblax quuxify.")):
+        assert wrong(check13.run(7, {**ns, "score_reviews": padded_unknowns}), "<unk>")

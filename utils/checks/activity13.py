@@ -4,14 +4,16 @@ the model (the book's 64/128/3 sizes, packed so padding is ignored), training, h
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from ..text import PAD, UNKNOWN, tokenize, word_vocabulary
 from ..training import binary_accuracy, evaluate
-from . import Checker, Namespace, Wrong, count_parameters, expect, need
+from . import Checker, Namespace, Wrong, count_parameters, expect, expect_optimizer, need
 
 check = Checker("Activity 13")
 
@@ -109,22 +111,59 @@ def _vocabulary(ns: Namespace) -> str:
         if codes[i, :n].tolist() != list(row) or codes[i, n:].ne(0).any():
             raise Wrong(f"row {i} of `codes` is {codes[i, :8].tolist()}...: put the review's codes first and fill "
                         "the rest with 0 (<pad>); padding at the end is what `pack_padded_sequence` expects")
-    train_rows = {tuple(codes[i].tolist()) for i in train_idx}
-    seen, first_size = 0, None
-    for x, y in train_loader:
-        first_size = first_size or len(x)
-        expect(y.dtype.is_floating_point, f"the training labels have dtype {y.dtype}: `BCEWithLogitsLoss` needs floats")
-        expect(x.dim() == 2 and x.dtype == torch.long, "each training batch should be a 2-D long tensor of codes")
-        expect(all(tuple(r.tolist()) in train_rows for r in x),
-               "`train_loader` yields reviews that are not training reviews: build it from `codes[train_idx]`")
-        seen += len(x)
+    test_idx = list(need(ns, "test_idx"))
+    labels = _labels(ns)
+    generator = getattr(train_loader, "generator", None)
+    saved = generator.get_state() if isinstance(generator, torch.Generator) else torch.random.get_rng_state()
+    x, y = next(iter(train_loader))
+    if isinstance(generator, torch.Generator):
+        generator.set_state(saved)
+    else:
+        torch.random.set_rng_state(saved)
+    first_size = len(x)
+    expect(y.dtype.is_floating_point, f"the training labels have dtype {y.dtype}: `BCEWithLogitsLoss` needs floats")
+    expect(x.dim() == 2 and x.dtype == torch.long, "each training batch should be a 2-D long tensor of codes")
+    seen = len(getattr(train_loader, "dataset", train_idx))
     expect(seen == len(train_idx), f"`train_loader` yields {seen} reviews per epoch; expected {len(train_idx)}")
     expect(first_size == 32, f"the first training batch has {first_size} reviews; use batches of 32")
-    tested = sum(len(x) for x, _ in test_loader)
-    expect(tested == len(codes) - len(train_idx), f"`test_loader` yields {tested} reviews; expected the "
-                                                  f"{len(codes) - len(train_idx)} held-out ones")
+    _expect_rows(train_loader, codes, labels, train_idx, test_idx, "train_loader", "training")
+    tested = _expect_rows(test_loader, codes, labels, test_idx, train_idx, "test_loader", "held-out")
     return (f"{len(word_to_index):,} entries (<pad>, <unk> and the sorted training words), reviews padded to "
             f"{longest} codes, loaders of {seen} training and {tested} held-out reviews")
+
+
+def _pairs(loader: Any) -> Counter:
+    """Every (review codes, label) pair one pass of ``loader`` yields; the shuffling stream is left as it was."""
+    generator = getattr(loader, "generator", None)
+    saved = generator.get_state() if isinstance(generator, torch.Generator) else torch.random.get_rng_state()
+    try:
+        return Counter((tuple(x_row.tolist()), float(y_row))
+                       for x, y in loader for x_row, y_row in zip(x.cpu(), y.cpu()))
+    finally:
+        if isinstance(generator, torch.Generator):
+            generator.set_state(saved)
+        else:
+            torch.random.set_rng_state(saved)
+
+
+def _expect_rows(loader: Any, codes: torch.Tensor, labels: Any, rows: list[int], other: list[int], name: str,
+                 kind: str) -> int:
+    """``loader`` yields exactly ``codes[rows]`` with their own labels (in any order); returns how many."""
+    got = _pairs(loader)
+    want = Counter((tuple(codes[i].tolist()), float(labels[i])) for i in rows)
+    if got == want:
+        return sum(got.values())
+    reviews = Counter(review for review, _ in got.elements())
+    expect(reviews == Counter(review for review, _ in want.elements()) or
+           not (reviews & Counter(tuple(codes[i].tolist()) for i in other)),
+           f"`{name}` yields reviews that are not the {kind} ones, e.g. rows of the other part: build it from "
+           f"`codes[{'train_idx' if kind == 'training' else 'test_idx'}]`, the {kind} reviews chosen in step 2 "
+           "(not, say, the last rows of the table)")
+    expect(reviews == Counter(review for review, _ in want.elements()),
+           f"`{name}` yields {sum(reviews.values())} reviews, but not the {len(rows)} {kind} ones: build it from "
+           f"`codes[{'train_idx' if kind == 'training' else 'test_idx'}]`")
+    raise Wrong(f"`{name}` pairs some reviews with another review's label: index the codes and the targets with the "
+                f"same indices, `TensorDataset(codes[idx], targets[idx])`, so each row stays aligned with its label")
 
 
 def _find(model: nn.Module, kind: type) -> list[Any]:
@@ -168,11 +207,35 @@ def _model(ns: Namespace) -> str:
             more = model(padded)
     finally:
         model.train(was_training)
+    _expect_top_layer(model, batch, lstm, linears[-1])
     gap = float((more - out).abs().max())
     expect(gap < 1e-4, f"adding 7 more padding codes changed the outputs by up to {gap:.3g}: the LSTM reads the "
                        "padding as words. Pack the batch (`pack_padded_sequence` with each review's length) and "
                        "use the final hidden state of the top layer, `hidden[-1]`")
     return f"{n:,} parameters (embedding 64, LSTM 128 x 3, one output); one logit per review, padding ignored"
+
+
+def _expect_top_layer(model: nn.Module, batch: torch.Tensor, lstm: nn.LSTM, linear: nn.Linear) -> None:
+    """The output layer reads the top LSTM layer's final hidden state (``hidden[-1]``), not a lower layer's."""
+    seen: dict[str, Any] = {}
+    handles = [lstm.register_forward_hook(lambda m, i, o: seen.__setitem__("hidden", o[1][0].detach())),
+               linear.register_forward_pre_hook(lambda m, i: seen.__setitem__("input", i[0].detach()))]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(batch)
+    finally:
+        model.train(was_training)
+        for handle in handles:
+            handle.remove()
+    hidden, given = seen.get("hidden"), seen.get("input")
+    if hidden is None or given is None or given.shape != hidden[-1].shape:
+        return  # another design (e.g. the top layer's output at each review's last word): judged by its behaviour
+    for layer in range(hidden.shape[0] - 1):
+        expect(not torch.allclose(given, hidden[layer], atol=1e-5) or torch.allclose(given, hidden[-1], atol=1e-5),
+               f"the output layer reads `hidden[{layer}]`, the final state of LSTM layer {layer + 1} of "
+               f"{hidden.shape[0]}: use `hidden[-1]`, the top layer's, which has read the review through all layers")
 
 
 @check.register(5, "training")
@@ -189,6 +252,23 @@ def _training(ns: Namespace) -> str:
            f"the training loss went from {train_loss[0]:.3f} to {train_loss[-1]:.3f}; it should fall well below "
            "ln 2 = 0.693 (a coin flip): check the learning rate (0.001) and that the optimizer holds the model's "
            "parameters")
+    loss_function = need(ns, "loss_function", "`nn.BCEWithLogitsLoss()`")
+    logits, targets = torch.tensor([-2.0, 0.5, 3.0, -0.1]), torch.tensor([0.0, 1.0, 1.0, 1.0])
+    try:
+        value = float(loss_function(logits, targets))
+    except Exception as error:  # noqa: BLE001 - we report what it was
+        raise Wrong(f"`loss_function(logits, labels)` failed ({type(error).__name__}: {error}): the model returns "
+                    "logits, so the loss is `nn.BCEWithLogitsLoss()`, which applies the sigmoid itself") from error
+    expect(abs(value - float(nn.functional.binary_cross_entropy_with_logits(logits, targets))) < 1e-5,
+           "`loss_function` does not give `nn.BCEWithLogitsLoss()`'s values on logits: the model returns logits "
+           "(no sigmoid), so use `nn.BCEWithLogitsLoss()`")
+    model, test_loader = need(ns, "model"), need(ns, "test_loader")
+    optimizer = need(ns, "optimizer", "Adam over the model's parameters")
+    expect_optimizer(optimizer, model, lr=0.001)
+    now, _ = evaluate(model, test_loader, nn.BCEWithLogitsLoss(), device=next(model.parameters()).device)
+    expect(abs(now - val_loss[-1]) <= 1e-4 * max(1.0, abs(now)),
+           f"the last held-out loss in `history` is {val_loss[-1]:.4f}, but `model` scores {now:.4f} on "
+           "`test_loader` now: train `model` itself with `val_batches=test_loader`")
     return f"training loss {train_loss[0]:.3f} -> {train_loss[-1]:.3f}, held-out loss {val_loss[-1]:.3f} at the end"
 
 
@@ -203,13 +283,25 @@ def _accuracy(ns: Namespace) -> str:
     model, test_loader = need(ns, "model"), need(ns, "test_loader")
     device = next(model.parameters()).device
     _, reference = evaluate(model, test_loader, nn.BCEWithLogitsLoss(), metric=_sigmoid_accuracy, device=device)
+    right = None
+    codes, train_idx = ns.get("codes"), ns.get("train_idx")
+    if isinstance(codes, torch.Tensor) and train_idx is not None:
+        rows = list(train_idx)
+        labels = torch.as_tensor(_labels(ns)[rows], dtype=torch.float32)
+        on_train = DataLoader(TensorDataset(codes[rows], labels), batch_size=256)
+        _, right = evaluate(model, on_train, nn.BCEWithLogitsLoss(), metric=_sigmoid_accuracy, device=device)
     if abs(float(test_accuracy) - reference) > 1e-4:
-        if abs(float(train_accuracy) - reference) <= 1e-4:
+        if abs(float(train_accuracy) - reference) <= 1e-4 and (right is None or
+                                                              abs(float(test_accuracy) - right) <= 1e-4):
             raise Wrong("`train_accuracy` and `test_accuracy` are swapped")
         raise Wrong(f"`test_accuracy` is {float(test_accuracy):.4f}, but the model labels {reference:.4f} of the "
                     "held-out reviews right: measure on `test_loader`, in eval mode, counting a review as positive "
                     "when its probability (sigmoid of the logit) is at least 0.5")
     expect(0.0 <= float(train_accuracy) <= 1.0, "`train_accuracy` should be a share between 0 and 1")
+    if right is not None:
+        expect(abs(float(train_accuracy) - right) <= 1e-4,
+               f"`train_accuracy` is {float(train_accuracy):.4f}, but the model labels {right:.4f} of the 800 "
+               "training reviews right: measure it on the training rows, `codes[train_idx]`, in eval mode")
     return (f"{float(train_accuracy):.1%} on the training reviews against {float(test_accuracy):.1%} on the held-out "
             "ones: the gap is what the book's training-set figure hides")
 
@@ -242,5 +334,20 @@ def _scoring(ns: Namespace) -> str:
     for i in (0, 2, 3):
         expect(not _missing(values[i]) and 0.0 <= float(values[i]) <= 1.0,
                f"{sentences[i]!r} got {values[i]!r}; expected a probability between 0 and 1 (apply `torch.sigmoid`)")
+    model, word_to_index = ns.get("model"), ns.get("word_to_index")
+    if isinstance(model, nn.Module) and isinstance(word_to_index, dict):
+        device = next(model.parameters()).device
+        was_training = model.training
+        model.eval()
+        for i in (0, 2, 3):
+            codes = torch.tensor([[word_to_index.get(w, 1) for w in tokenize(sentences[i])]], device=device)
+            with torch.no_grad():
+                expected = float(torch.sigmoid(model(codes)).reshape(-1)[0])
+            expect(abs(float(values[i]) - expected) <= 1e-4,
+                   f"{sentences[i]!r} got {float(values[i]):.4f}, but the model gives it {expected:.4f} when it is "
+                   "prepared like the training reviews: lower-case, delete punctuation, split, map each word with "
+                   f"`word_to_index.get(word, 1)` (unknown words to {UNKNOWN}, never to <pad>), then the sigmoid of "
+                   "the model's logit")
+        model.train(was_training)
     return (f"P(positive) {float(values[0]):.2f} for {sentences[0]!r}, {float(values[2]):.2f} for {sentences[2]!r}; "
             "no score for '?!'")
