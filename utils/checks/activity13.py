@@ -191,7 +191,8 @@ def _model(ns: Namespace) -> str:
     expect(n == expected, f"your network has {n:,} parameters; the book's has {expected:,}: an embedding of "
                           f"{vocab_size} x 64, `nn.LSTM(64, 128, 3)` and `nn.Linear(128, 1)`")
     device = next(model.parameters()).device
-    batch = codes[:8].to(device)
+    longest = int((codes != 0).sum(dim=1).argmax())  # a review with no padding: extra padding would show at once
+    batch = codes[[longest, *range(7)]].to(device)
     was_training = model.training
     model.eval()
     try:
@@ -240,6 +241,18 @@ def _expect_top_layer(model: nn.Module, batch: torch.Tensor, lstm: nn.LSTM, line
 
 @check.register(5, "training")
 def _training(ns: Namespace) -> str:
+    loss_function = ns.get("loss_function")
+    if loss_function is not None:  # before `history`: a loss that crashed the training is named here
+        logits, targets = torch.tensor([-2.0, 0.5, 3.0, -0.1]), torch.tensor([0.0, 1.0, 1.0, 1.0])
+        try:
+            value = float(loss_function(logits, targets))
+        except Exception as error:  # noqa: BLE001 - we report what it was
+            raise Wrong(f"`loss_function(logits, labels)` failed ({type(error).__name__}: {error}): the model "
+                        "returns logits, so the loss is `nn.BCEWithLogitsLoss()`, which applies the sigmoid "
+                        "itself") from error
+        expect(abs(value - float(nn.functional.binary_cross_entropy_with_logits(logits, targets))) < 1e-5,
+               "`loss_function` does not give `nn.BCEWithLogitsLoss()`'s values on logits: the model returns "
+               "logits (no sigmoid), so use `nn.BCEWithLogitsLoss()`")
     history = need(ns, "history", "the training history (what `fit` returns)")
     epochs = need(ns, "epochs", "the number of epochs")
     train_loss = list(getattr(history, "train_loss", []))
@@ -252,16 +265,6 @@ def _training(ns: Namespace) -> str:
            f"the training loss went from {train_loss[0]:.3f} to {train_loss[-1]:.3f}; it should fall well below "
            "ln 2 = 0.693 (a coin flip): check the learning rate (0.001) and that the optimizer holds the model's "
            "parameters")
-    loss_function = need(ns, "loss_function", "`nn.BCEWithLogitsLoss()`")
-    logits, targets = torch.tensor([-2.0, 0.5, 3.0, -0.1]), torch.tensor([0.0, 1.0, 1.0, 1.0])
-    try:
-        value = float(loss_function(logits, targets))
-    except Exception as error:  # noqa: BLE001 - we report what it was
-        raise Wrong(f"`loss_function(logits, labels)` failed ({type(error).__name__}: {error}): the model returns "
-                    "logits, so the loss is `nn.BCEWithLogitsLoss()`, which applies the sigmoid itself") from error
-    expect(abs(value - float(nn.functional.binary_cross_entropy_with_logits(logits, targets))) < 1e-5,
-           "`loss_function` does not give `nn.BCEWithLogitsLoss()`'s values on logits: the model returns logits "
-           "(no sigmoid), so use `nn.BCEWithLogitsLoss()`")
     model, test_loader = need(ns, "model"), need(ns, "test_loader")
     optimizer = need(ns, "optimizer", "Adam over the model's parameters")
     expect_optimizer(optimizer, model, lr=0.001)
@@ -343,7 +346,7 @@ def _scoring(ns: Namespace) -> str:
             codes = torch.tensor([[word_to_index.get(w, 1) for w in tokenize(sentences[i])]], device=device)
             with torch.no_grad():
                 expected = float(torch.sigmoid(model(codes)).reshape(-1)[0])
-            expect(abs(float(values[i]) - expected) <= 1e-4,
+            expect(abs(float(values[i]) - expected) <= 2e-3,  # padded batches may differ in the last digits
                    f"{sentences[i]!r} got {float(values[i]):.4f}, but the model gives it {expected:.4f} when it is "
                    "prepared like the training reviews: lower-case, delete punctuation, split, map each word with "
                    f"`word_to_index.get(word, 1)` (unknown words to {UNKNOWN}, never to <pad>), then the sigmoid of "
