@@ -189,8 +189,9 @@ class Kernel:
         from jupyter_client.manager import start_new_kernel
 
         env = kernel_environment(os.environ)
-        if os.environ.get("PYTEST_XDIST_WORKER"):  # workers share the cores: one thread each
-            env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        # one thread: the answers are small, and threads that spin on a shared machine (or beside another
+        # pytest-xdist worker) make them many times slower
+        env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         self.manager, self.client = start_new_kernel(kernel_name="python3", cwd=str(folder), env=env)
 
     def run(self, code: str, timeout: float = TIMEOUT_S) -> Ran:
