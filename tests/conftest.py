@@ -23,7 +23,8 @@ DEFAULT_MIRROR = ROOT.parent / "shared" / "datasets"
 SESSION_DIR_VARIABLE = "ADL_TEST_SESSION_DIR"
 # Tests that execute notebooks, and so need the data files.
 EXECUTING = ("tests/test_notebooks.py::test_notebook_runs", "tests/test_activities.py::test_untouched",
-             "tests/test_activities.py::test_learner_notebook_filled")
+             "tests/test_activities.py::test_learner_notebook_filled", "tests/test_answers.py::test_every_answer",
+             "tests/test_hints.py::test_every_hint")
 
 
 def pytest_configure(config: pytest.Config) -> None:

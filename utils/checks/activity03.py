@@ -41,7 +41,7 @@ ITERATIONS = 100
 
 
 def _seeded_start(x: torch.Tensor) -> nn.Module:
-    """The book's network as `torch.manual_seed(0)` creates it (the step asks to seed first)."""
+    """The code bundle's network as `torch.manual_seed(0)` creates it (the step asks to seed first)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         layers: list[nn.Module] = []
@@ -114,7 +114,7 @@ def _scale(ns: Namespace) -> str:
 
 @check.register(3, "define the model")
 def _model(ns: Namespace) -> str:
-    model = need(ns, "model", "the book's network: 90 -> 10 -> 7 -> 5 -> 1 with ReLU")
+    model = need(ns, "model", "the code bundle's network: 90 -> 10 -> 7 -> 5 -> 1 with ReLU")
     expect(isinstance(model, nn.Module), f"`model` is a {type(model).__name__}, not an nn.Module")
     x_fit = _given(ns, "x_fit")
     devices = {p.device for p in model.parameters()}
@@ -132,8 +132,8 @@ def _model(ns: Namespace) -> str:
     sizes = tuple([linears[0].in_features] + [m.out_features for m in linears]) if linears else ()
     n = count_parameters(model)
     expect(n == BOOK_PARAMETERS,
-           f"your network has {n:,} parameters (layer sizes {' -> '.join(map(str, sizes))}); the book's has "
-           f"{BOOK_PARAMETERS:,}: did you make three hidden layers of 10, 7 and 5 units?")
+           f"your network has {n:,} parameters (layer sizes {' -> '.join(map(str, sizes))}); the book's code "
+           f"bundle's has {BOOK_PARAMETERS:,}: did you make three hidden layers of 10, 7 and 5 units?")
     probe = torch.randn(64, x_fit.shape[1], generator=torch.Generator().manual_seed(0)).to(x_fit.device) * 3
     out, calls = linear_trace(model, probe)
     missing = missing_activations(model, probe)
@@ -145,7 +145,7 @@ def _model(ns: Namespace) -> str:
            "the output layer's result is changed before it is returned (an activation after the last layer?): "
            "the standardised year can be any number, negative included, so return the last nn.Linear's output as it is")
     _start["model"] = copy.deepcopy(model)
-    return f"the book's {' -> '.join(map(str, sizes))} network with {n:,} parameters"
+    return f"the code bundle's {' -> '.join(map(str, sizes))} network with {n:,} parameters"
 
 
 @check.register(4, "choose the loss function and the optimiser")
