@@ -17,6 +17,7 @@ hours) or failing later, far from the cause. A misspelt name (``ADL_QUIK=1``) st
 ``ADL_NOTEBOOK_TIMEOUT``   seconds, a positive whole number: the tests' limit for one notebook
 ``ADL_SLIDES_ASSETS``      where ``make slides`` keeps reveal.js (made if missing)
 ``ADL_TEST_SESSION_DIR``   set by the tests themselves for the notebooks they run
+``ADL_EXECUTE_OUT``        where ``tools/execute.sh`` writes executed copies instead of in place
 =========================  =====================================================================
 
 On/off values: ``1``, ``true``, ``yes``, ``on`` and ``0``, ``false``, ``no``, ``off`` (any case); empty
@@ -46,6 +47,7 @@ SETTINGS: dict[str, str] = {
     "ADL_NOTEBOOK_TIMEOUT": "a positive whole number of seconds",
     "ADL_SLIDES_ASSETS": "a folder (made if missing)",
     "ADL_TEST_SESSION_DIR": "a folder (set by the tests)",
+    "ADL_EXECUTE_OUT": "a folder (made if missing)",
 }
 ON = ("1", "true", "yes", "on")
 OFF = ("0", "false", "no", "off", "")
