@@ -296,3 +296,14 @@ def test_step7_catches_pixels_out_of_range_and_a_wrong_history(solved):
     assert_wrong(run(7, dict(ns, target_img=outside.requires_grad_(True))), "outside what a picture can hold", "E5.3")
     assert_wrong(run(7, dict(ns, history=ns["history"][:2])), "has 2 values for iterations = 4")
     assert_wrong(run(7, dict(ns, history=[1.0, 2.0, 3.0, 4.0])), "did not fall")
+
+
+def test_step7_catches_a_clamp_to_0_1_in_normalised_units_and_loss_tensors_in_the_history(solved):
+    ns = tiny_loop(solved)
+    if float(ns["content_img"].min()) < 0:  # a normalised image has pixels below 0 to lose
+        with torch.no_grad():
+            ns["target_img"].clamp_(0, 1)
+        assert_wrong(run(7, ns), "clamping to [0, 1]", "E5.3")
+    ns = tiny_loop(solved)
+    kept = [torch.tensor(v, requires_grad=True) * 1.0 for v in ns["history"]]
+    assert_wrong(run(7, dict(ns, history=kept)), "total_loss.item()")

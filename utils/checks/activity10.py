@@ -355,12 +355,12 @@ def _loop(ns: Namespace) -> str:
     inside = bool(((target >= low - 1e-5) & (target <= high + 1e-5)).all())
     expect(inside, "some pixels of `target_img` lie outside what a picture can hold: clamp the image after "
                    "every step (clamp_to_pixel_range_(target_img)), ERRATA E5.3")
+    if float(target.min()) >= 0 and float(low.min()) < 0 and float(content.min()) < 0:
+        raise Wrong("every pixel of `target_img` is now >= 0, but the image is normalised (ImageNet mean and "
+                    "std), so real pixels reach below 0: clamping to [0, 1] cuts them off (ERRATA E5.3). "
+                    "Clamp to the normalised bounds of 0 and 1, `clamp_to_pixel_range_(target_img)`")
     reference = _reference_loop(ns, content, iterations)
     if reference is not None:
-        if float(target.min()) >= 0 and float(low.min()) < 0 and float(content.min()) < 0:
-            raise Wrong("every pixel of `target_img` is now >= 0, but the image is normalised (ImageNet mean and "
-                        "std), so real pixels reach below 0: clamping to [0, 1] cuts them off (ERRATA E5.3). "
-                        "Clamp to the normalised bounds of 0 and 1, `clamp_to_pixel_range_(target_img)`")
         for iteration, (mine, theirs) in enumerate(zip(values, reference), start=1):
             expect(_close(mine, theirs, 1e-5),
                    f"at iteration {iteration} your total loss is {mine:.6g}, but the same loop run again from the "
