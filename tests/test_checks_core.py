@@ -119,6 +119,12 @@ def test_pitfall_names_the_known_mistakes():
     twice = _raised("w = torch.ones(2, requires_grad=True)\nl = (w * w).sum()\nl.backward()\nl.backward()")
     assert "detach the hidden states" in pitfall(twice) and "E6.5" in pitfall(twice)
     assert "torch.no_grad()" in pitfall(twice)
+    clamped = {"torch": torch}
+    code = ("target_img = torch.rand(3, requires_grad=True)\ntarget_img = target_img.clamp(0, 1)\n"
+            "for _ in range(2):\n    (target_img * 2).sum().backward()")
+    advice = pitfall(_raised(code, clamped), clamped)
+    assert "`target_img` is no longer the leaf" in advice and "target_img.clamp_(...)" in advice
+    assert "hidden states" not in advice, "the style-transfer clamp is not an RNN's states"
     leaf = _raised("w = torch.ones(2, requires_grad=True)\nw.clamp_(0, 1)")
     assert "inside `with torch.no_grad():`" in pitfall(leaf)
     model = torch.nn.Sequential(torch.nn.Linear(90, 10), torch.nn.ReLU(), torch.nn.Linear(7, 5))

@@ -46,7 +46,7 @@ def _tokens(ns: Namespace) -> str:
         raise Wrong(f"review {i} gives {list(tokens[i])}, but lower-casing, deleting punctuation and splitting on "
                     f"whitespace gives {expected[i]}")
     distinct = len(set(words))
-    return f"{len(tokens)} reviews, {distinct:,} distinct words (the book's vocabulary has 1,905)"
+    return f"{len(tokens)} reviews, {distinct:,} distinct words (the book's code bundle's vocabulary has 1,905)"
 
 
 @check.register(2, "a stratified held-out split")

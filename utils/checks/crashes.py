@@ -128,6 +128,18 @@ def _name_in(namespace: Mapping[str, Any] | None, layer: nn.Module | None, input
     return ""
 
 
+def _non_leaf_from_clamp(namespace: Mapping[str, Any] | None) -> str | None:
+    """The name of a notebook tensor that requires grad but was made by a clamp (a leaf replaced by
+    ``x = x.clamp(...)``), if there is one."""
+    import torch
+
+    for name, value in (namespace or {}).items():
+        if isinstance(value, torch.Tensor) and value.requires_grad and not value.is_leaf \
+                and "Clamp" in type(value.grad_fn).__name__:
+            return name
+    return None
+
+
 def pitfall(error: BaseException, namespace: Mapping[str, Any] | None = None) -> str:
     """What a known mistake behind ``error`` is and how to fix it, or "" for an unknown error.
 
@@ -135,6 +147,11 @@ def pitfall(error: BaseException, namespace: Mapping[str, Any] | None = None) ->
     """
     text = str(error)
     if "backward through the graph a second time" in text:
+        made = _non_leaf_from_clamp(namespace)
+        if made:
+            return (f"`{made}` is no longer the leaf being optimised: `{made} = {made}.clamp(...)` made it the "
+                    "result of an operation, so each iteration goes back through the first iteration's graph. "
+                    f"Clamp it in place instead, inside `with torch.no_grad():` (`{made}.clamp_(...)`)")
         return ("the graph of an earlier batch was already used and freed: detach the hidden states before "
                 "each batch, `states = tuple(s.detach() for s in states)` (E6.5), or compute fixed targets once "
                 "under `torch.no_grad()`; `retain_graph=True` is not the fix")

@@ -172,12 +172,18 @@ def check_training_loop(train_fn: TrainFunction, epochs: int = 3, lr: float = 0.
            "of every epoch, since the validation pass leaves the model in eval mode")
     expect(not any(phase == "val" and training for phase, training, _ in forwards),
            "the validation loss was computed with dropout active: call `model.eval()` before the validation pass")
+    batches = epochs * len(train_loader)
+    val_batches = epochs * len(val_loader)
+    # Steps first: a validation pass that updates the weights also builds a graph, and that is not its real fault.
+    expect(calls["step"] != batches + val_batches or val_batches == 0,
+           f"`optimizer.step()` ran {calls['step']} times: once for each of the {batches} training batches and "
+           f"once for each of the {val_batches} validation batches, so the validation pass trains the model: "
+           "call `backward()` and `optimizer.step()` only in the training loop")
+    expect(calls["step"] == batches,
+           f"`optimizer.step()` ran {calls['step']} times for {batches} training batches: once per batch")
     expect(not any(phase == "val" and grad for phase, _, grad in forwards),
            "the validation pass built a gradient graph: wrap it in `with torch.no_grad():` "
            "(it is faster and uses less memory)")
-    batches = epochs * len(train_loader)
-    expect(calls["step"] == batches,
-           f"`optimizer.step()` ran {calls['step']} times for {batches} training batches: once per batch")
     expect(calls["stale"] == 0,
            f"in {calls['stale']} of {batches} batches, `backward()` added the new gradients to those of the batch "
            "before (PyTorch accumulates them): call `optimizer.zero_grad()` before every `loss.backward()`")
