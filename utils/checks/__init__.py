@@ -28,6 +28,7 @@ Each activity has its own small module (``utils.checks.activity04`` ...) that bu
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -99,7 +100,9 @@ class Checker:
             return StepResult(self.activity, step, WRONG, f"there is no check for step {step} (checked steps: {known})")
         task, function = self._checks[step]
         try:
-            message = function(namespace)
+            with warnings.catch_warnings():  # the verdict says what is wrong; PyTorch's warnings would repeat it
+                warnings.simplefilter("ignore")
+                message = function(namespace)
         except NotDone as reason:
             return self._with_crash(StepResult(self.activity, step, NOT_DONE, f"{task}: {reason}"), namespace)
         except Wrong as reason:
