@@ -14,7 +14,9 @@ The pieces, in the order the chapter's notebooks use them:
 * :func:`gram_matrix`, :func:`content_loss`, :func:`style_loss`: the losses; Gram matrices are
   normalised by the feature-map size, and the style loss sums **all** weighted layers.
 * :func:`transfer_style`: the optimisation loop (Adam as the book; L-BFGS as an option beyond
-  the book), with a progress bar, loss history and progress snapshots.
+  the book), with a progress bar, loss history, elapsed times and progress snapshots; an iteration
+  costs about one bare forward and backward pass (``tools/benchmark_style.py`` measures the ratio),
+  with the image in :func:`preferred_memory_format` for the network.
 """
 
 from __future__ import annotations
