@@ -42,10 +42,13 @@ Usage (CI's data mirror; about a minute on 2 CPU cores)::
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import statistics
+import sys
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -67,6 +70,9 @@ from utils.cifar import (
     train_val_split,
 )
 from utils.training import run_epoch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import take_turns  # noqa: E402  (tools/timing.py, shared with the style benchmark)
 
 
 class Activity7CNN(nn.Module):
@@ -163,13 +169,8 @@ class Pipeline:
 
 def measure(pipelines: dict[str, Pipeline], batches: int, rounds: int, report=None) -> dict[str, list[float]]:
     """Seconds for ``batches`` batches of each pipeline, ``rounds`` times, the pipelines taking turns."""
-    chunks: dict[str, list[float]] = {name: [] for name in pipelines}
-    for round_ in range(1, rounds + 1):
-        for name, pipeline in pipelines.items():
-            chunks[name].append(pipeline.seconds_for(batches))
-        if report:
-            report(round_, {name: times[-1] for name, times in chunks.items()})
-    return chunks
+    return take_turns({name: functools.partial(pipeline.seconds_for, batches) for name, pipeline in pipelines.items()},
+                      rounds, report)
 
 
 def speedups(chunks: dict[str, list[float]], reference: str) -> dict[str, tuple[float, float]]:

@@ -36,14 +36,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from utils import get_device, seed_everything
 from utils import style as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import take_turns  # noqa: E402  (tools/timing.py, shared with the CIFAR-10 benchmark)
 
 #: The deepest convolution the losses need (``conv5_1``): the bare pass stops there.
 DEEPEST = max(int(index) for index in st.VGG19_LAYERS)
@@ -146,15 +151,9 @@ def measure(pipelines: Mapping[str, tuple[Callable[[int], float], int]], rounds:
     """
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, got {rounds}")
-    chunks: dict[str, list[float]] = {name: [] for name in pipelines}
-    for round_ in range(1, rounds + 1):
-        latest = {}
-        for name, (seconds_for, n) in pipelines.items():
-            latest[name] = seconds_for(n) / n
-            chunks[name].append(latest[name])
-        if report is not None:
-            report(round_, latest)
-    return chunks
+    per_iteration = {name: (lambda seconds_for=seconds_for, n=n: seconds_for(n) / n)
+                     for name, (seconds_for, n) in pipelines.items()}
+    return take_turns(per_iteration, rounds, report)
 
 
 def summary(chunks: Mapping[str, list[float]]) -> dict[str, tuple[float, float]]:
