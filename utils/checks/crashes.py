@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 
@@ -131,8 +132,6 @@ def _name_in(namespace: Mapping[str, Any] | None, layer: nn.Module | None, input
 def _non_leaf_from_clamp(namespace: Mapping[str, Any] | None) -> str | None:
     """The name of a notebook tensor that requires grad but was made by a clamp (a leaf replaced by
     ``x = x.clamp(...)``), if there is one."""
-    import torch
-
     for name, value in (namespace or {}).items():
         if isinstance(value, torch.Tensor) and value.requires_grad and not value.is_leaf \
                 and "Clamp" in type(value.grad_fn).__name__:
