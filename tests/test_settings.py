@@ -178,3 +178,22 @@ def test_the_test_session_folder_holds_this_sessions_outputs_and_results():
     assert session is not None and session.is_dir()
     assert handoff.outputs_dir() == session / "outputs"
     assert results.results_dir("quick") == session / "results" / "quick"
+
+
+def test_check_judges_every_setting_by_its_kind_and_makes_nothing(tmp_path):
+    """utils.settings.check (what make check-env reports) covers every variable, folders included."""
+    good = {"ADL_QUICK": "yes", "ADL_DEVICE": "cuda:1", "ADL_NOTEBOOK_TIMEOUT": "60", "ADL_DATA_MIRROR": str(tmp_path)}
+    bad = {"ADL_OFFLINE": "maybe", "ADL_DEVICE": "gpu", "ADL_NOTEBOOK_TIMEOUT": "0",
+           "ADL_DATA_MIRROR": str(tmp_path / "missing"), "ADL_QUIK": "1"}
+    for name in settings.SETTINGS:
+        if name not in good and settings.SETTINGS[name] == settings.FOLDER:
+            good[name] = str(tmp_path / "later" / name)
+            (tmp_path / f"{name}.txt").write_text("x")
+            bad[name] = str(tmp_path / f"{name}.txt")
+    for name, value in good.items():
+        settings.check(name, {name: value})
+    assert not (tmp_path / "later").exists(), "check makes no folder"
+    assert set(good) | {"ADL_PLAIN_PROGRESS", "ADL_OFFLINE"} == set(settings.SETTINGS)
+    for name, value in bad.items():
+        with pytest.raises(SettingError, match=re.escape(name)):
+            settings.check(name, {name: value})

@@ -126,25 +126,12 @@ def settings_status(environ: Mapping[str, str] | None = None) -> list[tuple[str,
     rows = []
     for name in sorted(n for n in environ if n.startswith("ADL_")):
         problem = None
+        alone = {name: environ[name]}  # each on its own, so one bad name does not hide the others' verdicts
         try:
-            if name not in settings.SETTINGS:
-                settings._environ({name: environ[name]})
-            elif settings.SETTINGS[name] == "on/off":
-                settings.flag(name, environ={name: environ[name]})
-            elif name == "ADL_DEVICE":
-                value = settings.device_name(environ={name: environ[name]})
-                check_device(value, f"ADL_DEVICE={value}")
-            elif name == "ADL_NOTEBOOK_TIMEOUT":
-                settings.positive_int(name, 600, environ={name: environ[name]})
-            elif name in ("ADL_DATA_MIRROR", "ADL_SLIDES_ASSETS", "ADL_DATA_DIR", "ADL_OUTPUTS_DIR",
-                          "ADL_RESULTS_DIR", "ADL_TEST_SESSION_DIR"):
-                value = settings.raw(name, {name: environ[name]})
-                path = Path(value).expanduser()
-                path = path if path.is_absolute() else PROJECT_ROOT / path
-                if name == "ADL_DATA_MIRROR" and not path.is_dir():
-                    settings.folder(name, must_exist=True, environ={name: environ[name]})
-                elif path.exists() and not path.is_dir():
-                    raise SettingError(f"{name}={value} is a file, not a folder")
+            settings.check(name, alone)
+            device = settings.device_name(alone) if name == "ADL_DEVICE" else None
+            if device:  # spelled right; and does this machine have it?
+                check_device(device, f"ADL_DEVICE={device}")
         except SettingError as error:
             problem = str(error)
         rows.append((name, environ[name], problem))

@@ -34,20 +34,26 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-# Every variable the course reads, with what it accepts (used in the messages).
+# What a setting accepts: its kind, and the words the messages use for it.
+FLAG = "on/off"
+EXISTING_FOLDER = "an existing folder"
+FOLDER = "a folder (made if missing)"
+DEVICE_NAME = "cpu, cuda, cuda:N or mps"
+SECONDS = "a positive whole number of seconds"
+# Every variable the course reads, with what it accepts.
 SETTINGS: dict[str, str] = {
-    "ADL_QUICK": "on/off",
-    "ADL_OFFLINE": "on/off",
-    "ADL_DATA_MIRROR": "an existing folder",
-    "ADL_DATA_DIR": "a folder (made if missing)",
-    "ADL_DEVICE": "cpu, cuda, cuda:N or mps",
-    "ADL_OUTPUTS_DIR": "a folder (made if missing)",
-    "ADL_RESULTS_DIR": "a folder (made if missing)",
-    "ADL_PLAIN_PROGRESS": "on/off",
-    "ADL_NOTEBOOK_TIMEOUT": "a positive whole number of seconds",
-    "ADL_SLIDES_ASSETS": "a folder (made if missing)",
-    "ADL_TEST_SESSION_DIR": "a folder (set by the tests)",
-    "ADL_EXECUTE_OUT": "a folder (made if missing)",
+    "ADL_QUICK": FLAG,
+    "ADL_OFFLINE": FLAG,
+    "ADL_DATA_MIRROR": EXISTING_FOLDER,
+    "ADL_DATA_DIR": FOLDER,
+    "ADL_DEVICE": DEVICE_NAME,
+    "ADL_OUTPUTS_DIR": FOLDER,
+    "ADL_RESULTS_DIR": FOLDER,
+    "ADL_PLAIN_PROGRESS": FLAG,
+    "ADL_NOTEBOOK_TIMEOUT": SECONDS,
+    "ADL_SLIDES_ASSETS": FOLDER,
+    "ADL_TEST_SESSION_DIR": FOLDER,
+    "ADL_EXECUTE_OUT": FOLDER,
 }
 ON = ("1", "true", "yes", "on")
 OFF = ("0", "false", "no", "off", "")
@@ -88,11 +94,9 @@ def flag(name: str, environ: Mapping[str, str] | None = None) -> bool:
                        f"Accepted: {', '.join(v for v in ON + OFF if v)} (any case), or empty.")
 
 
-def folder(name: str, *, must_exist: bool, environ: Mapping[str, str] | None = None) -> Path | None:
-    """A folder setting as an absolute path (relative to the project root), or ``None`` when unset.
-
-    With ``must_exist`` a missing folder stops; otherwise it is made. A path that is a file stops either way.
-    """
+def _checked_folder(name: str, must_exist: bool, environ: Mapping[str, str] | None) -> tuple[Path, str] | None:
+    """``(absolute path, how to show it)`` of a folder setting, or ``None`` when unset; stops for a file, and for
+    a missing folder when ``must_exist``. Makes nothing."""
     value = raw(name, environ)
     if not value:
         return None
@@ -101,9 +105,21 @@ def folder(name: str, *, must_exist: bool, environ: Mapping[str, str] | None = N
     shown = value if str(path) == value else f"{value} (that is, {path})"
     if path.exists() and not path.is_dir():
         raise SettingError(f"{name}={shown} is a file, not a folder: set {name} to a folder, or unset it.")
+    if must_exist and not path.exists():
+        raise SettingError(f"{name}={shown}: no such folder. Set {name} to an existing folder, or unset it.")
+    return path, shown
+
+
+def folder(name: str, *, must_exist: bool, environ: Mapping[str, str] | None = None) -> Path | None:
+    """A folder setting as an absolute path (relative to the project root), or ``None`` when unset.
+
+    With ``must_exist`` a missing folder stops; otherwise it is made. A path that is a file stops either way.
+    """
+    found = _checked_folder(name, must_exist, environ)
+    if found is None:
+        return None
+    path, shown = found
     if not path.exists():
-        if must_exist:
-            raise SettingError(f"{name}={shown}: no such folder. Set {name} to an existing folder, or unset it.")
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as error:
@@ -135,3 +151,19 @@ def positive_int(name: str, default: int, environ: Mapping[str, str] | None = No
     if not value.isdigit() or int(value) < 1:
         raise SettingError(f"{name}={value!r} is not {SETTINGS[name]}: set e.g. {name}={default}, or unset it.")
     return int(value)
+
+
+def check(name: str, environ: Mapping[str, str] | None = None) -> None:
+    """Raise :class:`SettingError` unless ``name``'s value is one it accepts (a name the course does not know
+    stops too). Changes nothing: a folder that would be made when used is not made here."""
+    if name not in SETTINGS:
+        _environ({name: (os.environ if environ is None else environ).get(name, "")})
+    kind = SETTINGS[name]
+    if kind == FLAG:
+        flag(name, environ)
+    elif kind == DEVICE_NAME:
+        device_name(environ)
+    elif kind == SECONDS:
+        positive_int(name, 1, environ)
+    else:
+        _checked_folder(name, kind == EXISTING_FOLDER, environ)
